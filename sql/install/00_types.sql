@@ -1,0 +1,116 @@
+-- Types, and the pure helpers that table constraints use.
+
+CREATE TYPE sp_users.user_status AS ENUM ('active', 'inactive', 'suspended', 'pending', 'deleted', 'temporary');
+COMMENT ON TYPE sp_users.user_status IS 'Lifecycle state of a user; ''deleted'' users are invisible to every sp_users finder, listing and statistic.';
+
+CREATE TYPE sp_users.user_role AS ENUM ('admin', 'user', 'anonymous');
+COMMENT ON TYPE sp_users.user_role IS 'Role of a user; a user holds a non-empty set of distinct roles.';
+
+CREATE FUNCTION sp_users.normalize_email(email text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT lower(btrim(email, E' \t\r\n\f\v')) $$;
+COMMENT ON FUNCTION sp_users.normalize_email(text) IS
+'The stored form of an email address: surrounding whitespace removed, lower-cased. sp_users.users enforces it with a CHECK.';
+
+CREATE FUNCTION sp_users._roles_valid(roles sp_users.user_role[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT roles IS NOT NULL
+       AND cardinality(roles) > 0
+       AND array_position(roles, NULL) IS NULL
+       AND cardinality(roles) = (SELECT count(DISTINCT r) FROM unnest(roles) AS r)
+$$;
+COMMENT ON FUNCTION sp_users._roles_valid(sp_users.user_role[]) IS
+'Internal: true when a role array is non-empty, has no NULL and no duplicate (the CHECK on sp_users.users.roles).';
+
+CREATE FUNCTION sp_users._dedupe_roles(roles sp_users.user_role[]) RETURNS sp_users.user_role[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF roles IS NULL OR cardinality(roles) = 0 THEN
+        RAISE EXCEPTION 'roles must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF array_position(roles, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'roles must not contain NULL' USING ERRCODE = '22023';
+    END IF;
+    RETURN ARRAY(SELECT r FROM unnest(roles) WITH ORDINALITY AS u(r, i) GROUP BY r ORDER BY min(i));
+END
+$$;
+COMMENT ON FUNCTION sp_users._dedupe_roles(sp_users.user_role[]) IS
+'Internal: validates a role array (22023 when empty, NULL or with a NULL element) and drops duplicates, keeping first-seen order.';
+
+CREATE FUNCTION sp_users._page_limit(lim integer, arg text DEFAULT 'lim') RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF lim IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', arg USING ERRCODE = '22023';
+    ELSIF lim < 0 THEN
+        RAISE EXCEPTION '% must not be negative (got %)', arg, lim USING ERRCODE = '22023';
+    END IF;
+    RETURN least(lim, 100); -- MAX_PAGE_SIZE
+END
+$$;
+COMMENT ON FUNCTION sp_users._page_limit(integer, text) IS
+'Internal: a listing limit capped at 100 (MAX_PAGE_SIZE); NULL or negative raises 22023.';
+
+CREATE FUNCTION sp_users._page_offset(off integer) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF off IS NULL THEN
+        RAISE EXCEPTION 'off must not be NULL' USING ERRCODE = '22023';
+    ELSIF off < 0 THEN
+        RAISE EXCEPTION 'off must not be negative (got %)', off USING ERRCODE = '22023';
+    END IF;
+    RETURN off;
+END
+$$;
+COMMENT ON FUNCTION sp_users._page_offset(integer) IS 'Internal: a listing offset; NULL or negative raises 22023.';
+
+CREATE FUNCTION sp_users._user_not_found(id anyelement) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'user not found: %', id USING ERRCODE = 'P0002';
+END
+$$;
+COMMENT ON FUNCTION sp_users._user_not_found(anyelement) IS 'Internal: raises P0002 "user not found: <id>".';
+
+CREATE FUNCTION sp_users._positive_interval(value interval, arg text) RETURNS interval
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NOT NULL AND value <= interval '0' THEN
+        RAISE EXCEPTION '% must be positive (got %)', arg, value USING ERRCODE = '22023';
+    END IF;
+    RETURN value;
+END
+$$;
+COMMENT ON FUNCTION sp_users._positive_interval(interval, text) IS
+'Internal: passes NULL or a positive interval through; zero or negative raises 22023 naming the argument.';
+
+CREATE FUNCTION sp_users.normalize_ip(ip text) RETURNS inet
+AS 'MODULE_PATHNAME', 'sp_users_normalize_ip'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users.normalize_ip(text) IS
+'Parses IPv4/IPv6 address or network text the way every sp_users function does: IPv4-mapped IPv6 becomes IPv4, /32 and /128 become plain addresses, surrounding whitespace is ignored. Garbage, octets with leading zeros, zone ids or host bits right of the mask raise 22P02 naming the input.';
+
+-- Result shapes.
+CREATE TYPE sp_users.user_with_sessions AS (
+    id uuid, name text, email text, full_name text, status sp_users.user_status,
+    roles sp_users.user_role[], created_at timestamptz, active_sessions bigint, last_session_at timestamptz);
+COMMENT ON TYPE sp_users.user_with_sessions IS 'A user with its number of active sessions and the time of its most recent session activity.';
+
+CREATE TYPE sp_users.user_activity AS (user_id uuid, last_active timestamptz, session_count bigint);
+COMMENT ON TYPE sp_users.user_activity IS 'Result of sp_users.get_activity.';
+
+CREATE TYPE sp_users.admin_outcome AS (outcome text, user_id uuid, roles sp_users.user_role[]);
+COMMENT ON TYPE sp_users.admin_outcome IS 'Result of promote_to_admin / demote_from_admin.';

@@ -1,0 +1,142 @@
+-- Tables. Every column users may read is in SPEC.md; constraints enforce what the functions promise.
+
+CREATE TABLE sp_users.users (
+    id              uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    name            text NOT NULL,
+    email           text NOT NULL,
+    full_name       text,
+    display_name    text,
+    status          sp_users.user_status NOT NULL DEFAULT 'active',
+    email_verified  boolean NOT NULL DEFAULT false,
+    roles           sp_users.user_role[] NOT NULL DEFAULT '{user}',
+    is_bot          boolean NOT NULL DEFAULT false,
+    is_scanner      boolean NOT NULL DEFAULT false,
+    avatar_url      text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT users_name_key UNIQUE (name),
+    CONSTRAINT users_email_key UNIQUE (email),
+    CONSTRAINT users_name_check CHECK (name OPERATOR(pg_catalog.<>) '' AND pg_catalog.length(name) OPERATOR(pg_catalog.<=) 255),
+    CONSTRAINT users_email_normalized CHECK (email OPERATOR(pg_catalog.=) sp_users.normalize_email(email)),
+    CONSTRAINT users_email_check CHECK (pg_catalog.strpos(email, '@') OPERATOR(pg_catalog.>) 1 AND pg_catalog.length(email) OPERATOR(pg_catalog.<=) 320),
+    CONSTRAINT users_roles_check CHECK (sp_users._roles_valid(roles))
+);
+CREATE INDEX users_created_at_idx ON sp_users.users (created_at);
+CREATE INDEX users_roles_idx ON sp_users.users USING gin (roles);
+COMMENT ON TABLE sp_users.users IS 'Users. Email is stored trimmed and lower-cased (CHECK); roles are a non-empty set; status ''deleted'' is a soft delete.';
+
+CREATE TABLE sp_users.user_sessions (
+    session_id        text PRIMARY KEY,
+    user_id           uuid REFERENCES sp_users.users (id) ON DELETE SET NULL,
+    ip_address        inet,
+    user_agent        text,
+    device_type       text,
+    fingerprint_hash  text,
+    user_type         text NOT NULL DEFAULT 'anon',
+    started_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_activity_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ended_at          timestamptz,
+    expires_at        timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.+) interval '7 days',
+    revoked_at        timestamptz,
+    CONSTRAINT user_sessions_session_id_check CHECK (session_id OPERATOR(pg_catalog.<>) '' AND pg_catalog.length(session_id) OPERATOR(pg_catalog.<=) 255),
+    CONSTRAINT user_sessions_user_type_check CHECK (user_type OPERATOR(pg_catalog.=) ANY (ARRAY['anon', 'registered']))
+);
+CREATE INDEX user_sessions_user_idx ON sp_users.user_sessions (user_id, last_activity_at DESC);
+CREATE INDEX user_sessions_open_expiry_idx ON sp_users.user_sessions (expires_at) WHERE ended_at IS NULL;
+COMMENT ON TABLE sp_users.user_sessions IS 'Sessions. Active = ended_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()).';
+
+CREATE TABLE sp_users.banned_ips (
+    ip_address              inet PRIMARY KEY,
+    reason                  text NOT NULL,
+    banned_at               timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at              timestamptz,
+    ban_count               integer NOT NULL DEFAULT 1,
+    last_offense_path       text,
+    last_user_agent         text,
+    is_permanent            boolean NOT NULL DEFAULT false,
+    source_fingerprint      text,
+    ban_source              text NOT NULL DEFAULT 'manual',
+    associated_session_ids  text[] NOT NULL DEFAULT '{}',
+    -- One spelling per address or network, as sp_users.normalize_ip produces it.
+    CONSTRAINT banned_ips_canonical CHECK (
+        ip_address OPERATOR(pg_catalog.=) pg_catalog.network(ip_address)::inet
+        AND NOT (pg_catalog.family(ip_address) OPERATOR(pg_catalog.=) 6
+                 AND pg_catalog.masklen(ip_address) OPERATOR(pg_catalog.>=) 96
+                 AND ip_address OPERATOR(pg_catalog.<<=) inet '::ffff:0.0.0.0/96')),
+    CONSTRAINT banned_ips_ban_count_check CHECK (ban_count OPERATOR(pg_catalog.>) 0),
+    -- The seed let a "permanent" ban keep an old expiry; here permanent means no expiry.
+    CONSTRAINT banned_ips_permanent_check CHECK (is_permanent OPERATOR(pg_catalog.=) (expires_at IS NULL))
+);
+CREATE INDEX banned_ips_network_idx ON sp_users.banned_ips USING gist (ip_address inet_ops);
+CREATE INDEX banned_ips_banned_at_idx ON sp_users.banned_ips (banned_at DESC);
+CREATE INDEX banned_ips_source_idx ON sp_users.banned_ips (ban_source, banned_at DESC);
+CREATE INDEX banned_ips_fingerprint_idx ON sp_users.banned_ips (source_fingerprint) WHERE source_fingerprint IS NOT NULL;
+CREATE INDEX banned_ips_expires_idx ON sp_users.banned_ips (expires_at) WHERE expires_at IS NOT NULL;
+COMMENT ON TABLE sp_users.banned_ips IS 'IP bans: single addresses or networks. Active = expires_at IS NULL OR expires_at > now(). Change it through the sp_users functions or directly: a trigger keeps every backend''s ban cache exact either way.';
+
+CREATE TABLE sp_users.job_runs (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_name       text NOT NULL,
+    started_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at    timestamptz,
+    enforce        boolean NOT NULL,
+    rows_affected  bigint NOT NULL DEFAULT 0,
+    batches        integer NOT NULL DEFAULT 0,
+    details        jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX job_runs_job_started_idx ON sp_users.job_runs (job_name, started_at DESC);
+COMMENT ON TABLE sp_users.job_runs IS 'One row per clean-up run: job, start and end, enforce (false = dry run), rows deleted (or that would be), batches, details.';
+
+CREATE TABLE sp_users.user_references (
+    tbl  regclass NOT NULL,
+    col  name NOT NULL,
+    PRIMARY KEY (tbl, col)
+);
+COMMENT ON TABLE sp_users.user_references IS 'Columns that hold a user id without a foreign key, registered with register_user_reference; merges move them too.';
+
+-- The tables hold user data: pg_dump must dump their rows although they belong to the extension.
+SELECT pg_catalog.pg_extension_config_dump('sp_users.users', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.user_sessions', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.banned_ips', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.job_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.job_runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.user_references', '');
+
+-- updated_at is the database's job, whoever updates the row.
+CREATE FUNCTION sp_users._touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.updated_at := greatest(statement_timestamp(), OLD.updated_at);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION sp_users._touch_updated_at() IS 'Trigger: sets users.updated_at on every update.';
+CREATE TRIGGER users_touch_updated_at BEFORE UPDATE ON sp_users.users
+    FOR EACH ROW EXECUTE FUNCTION sp_users._touch_updated_at();
+
+-- A soft-deleted user keeps no live session.
+CREATE FUNCTION sp_users._revoke_sessions_of_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE sp_users.user_sessions
+       SET revoked_at = now()
+     WHERE user_id = NEW.id AND ended_at IS NULL AND revoked_at IS NULL;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION sp_users._revoke_sessions_of_deleted() IS 'Trigger: revokes the open sessions of a user whose status becomes deleted.';
+CREATE TRIGGER users_revoke_sessions_on_delete AFTER UPDATE OF status ON sp_users.users
+    FOR EACH ROW WHEN (NEW.status = 'deleted' AND OLD.status IS DISTINCT FROM 'deleted')
+    EXECUTE FUNCTION sp_users._revoke_sessions_of_deleted();
+
+-- Every change to banned_ips (functions, plain DML, TRUNCATE) invalidates the ban caches.
+CREATE FUNCTION sp_users._ban_set_invalidate() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_ban_set_invalidate'
+LANGUAGE C;
+COMMENT ON FUNCTION sp_users._ban_set_invalidate() IS 'Trigger: queues a transactional invalidation of every backend''s ban cache (delivered at commit, replayed on standbys).';
+CREATE TRIGGER banned_ips_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sp_users.banned_ips
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();

@@ -1,0 +1,370 @@
+-- Users: create, find, list, search, update, delete, export.
+-- Every function: SECURITY DEFINER (callers need EXECUTE only, never table privileges) with a
+-- pinned search_path, so nothing a caller puts on its search_path can change what runs here.
+
+CREATE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
+RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result sp_users.users;
+    normalized text := sp_users.normalize_email(create_user.email);
+BEGIN
+    -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
+    -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
+    INSERT INTO sp_users.users (name, email, full_name, display_name)
+    VALUES (create_user.name, normalized, create_user.full_name, coalesce(create_user.display_name, create_user.full_name))
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO result;
+    IF FOUND THEN
+        RETURN result;
+    END IF;
+    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email = normalized) THEN
+        RAISE EXCEPTION 'user already exists with email: %', normalized
+            USING ERRCODE = '23505', CONSTRAINT = 'users_email_key', SCHEMA = 'sp_users', TABLE = 'users';
+    END IF;
+    RAISE EXCEPTION 'user already exists with name: %', create_user.name
+        USING ERRCODE = '23505', CONSTRAINT = 'users_name_key', SCHEMA = 'sp_users', TABLE = 'users';
+END
+$$;
+COMMENT ON FUNCTION sp_users.create_user(text, text, text, text) IS
+'Creates an active user with roles {user}. The email is stored trimmed and lower-cased; display_name defaults to full_name. A taken email raises 23505 "user already exists with email: E", a taken name 23505 too.';
+
+CREATE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
+RETURNS SETOF sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO sp_users.users (name, email, full_name, display_name)
+    VALUES ($1, sp_users.normalize_email($2), $3, coalesce($4, $3))
+    ON CONFLICT DO NOTHING
+    RETURNING *
+$$;
+COMMENT ON FUNCTION sp_users.create_user_if_absent(text, text, text, text) IS
+'Like create_user, but returns zero rows instead of raising when the name or email is taken (race-safe: ON CONFLICT DO NOTHING).';
+
+CREATE FUNCTION sp_users.find_by_id(id uuid) RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM sp_users.users u WHERE u.id = $1 AND u.status <> 'deleted' $$;
+COMMENT ON FUNCTION sp_users.find_by_id(uuid) IS 'The user with this id, or no row (deleted users are not found).';
+
+CREATE FUNCTION sp_users.find_by_email(email text) RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM sp_users.users u WHERE u.email = sp_users.normalize_email($1) AND u.status <> 'deleted' $$;
+COMMENT ON FUNCTION sp_users.find_by_email(text) IS 'The user with this email (the argument is trimmed and lower-cased first), or no row.';
+
+CREATE FUNCTION sp_users.find_by_name(name text) RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM sp_users.users u WHERE u.name = $1 AND u.status <> 'deleted' $$;
+COMMENT ON FUNCTION sp_users.find_by_name(text) IS 'The user with exactly this name (case-sensitive), or no row.';
+
+CREATE FUNCTION sp_users.find_by_role(role sp_users.user_role) RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sp_users.users u
+     WHERE u.roles @> ARRAY[$1] AND u.status <> 'deleted'
+     ORDER BY u.created_at DESC, u.id
+$$;
+COMMENT ON FUNCTION sp_users.find_by_role(sp_users.user_role) IS 'Every user holding the role, newest first.';
+
+CREATE FUNCTION sp_users.find_first_user() RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM sp_users.users u WHERE u.status <> 'deleted' ORDER BY u.created_at, u.id LIMIT 1 $$;
+COMMENT ON FUNCTION sp_users.find_first_user() IS 'The oldest user, or no row.';
+
+CREATE FUNCTION sp_users.find_first_admin() RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sp_users.users u
+     WHERE u.roles @> ARRAY['admin'::sp_users.user_role] AND u.status <> 'deleted'
+     ORDER BY u.created_at, u.id LIMIT 1
+$$;
+COMMENT ON FUNCTION sp_users.find_first_admin() IS 'The oldest user with role admin, or no row.';
+
+CREATE FUNCTION sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM sp_users.users u WHERE u.id = $1 AND u.status = 'active' $$;
+COMMENT ON FUNCTION sp_users.find_authenticated_user(uuid) IS 'The user with this id only when its status is active (use it to authorise a request), or no row.';
+
+CREATE FUNCTION sp_users._looks_like_uuid(identifier text) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT identifier ~ '^\s*\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?\s*$'
+$$;
+COMMENT ON FUNCTION sp_users._looks_like_uuid(text) IS 'Internal: true when the text is a uuid in any spelling PostgreSQL accepts.';
+
+CREATE FUNCTION sp_users.find_user(identifier text) RETURNS SETOF sp_users.users
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF sp_users._looks_like_uuid(identifier) THEN
+        RETURN QUERY SELECT * FROM sp_users.find_by_id(identifier::uuid);
+    ELSIF strpos(identifier, '@') > 0 THEN
+        RETURN QUERY SELECT * FROM sp_users.find_by_email(identifier);
+    ELSE
+        RETURN QUERY SELECT * FROM sp_users.find_by_name(identifier);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.find_user(text) IS 'Finds by whatever the identifier is: a uuid by id, text containing @ by email, anything else by name.';
+
+CREATE FUNCTION sp_users._with_sessions(u sp_users.users) RETURNS sp_users.user_with_sessions
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
+           count(*) FILTER (WHERE s.ended_at IS NULL AND s.revoked_at IS NULL
+                              AND (s.expires_at IS NULL OR s.expires_at > now())),
+           max(s.last_activity_at)
+      FROM sp_users.user_sessions s
+     WHERE s.user_id = u.id
+$$;
+COMMENT ON FUNCTION sp_users._with_sessions(sp_users.users) IS 'Internal: a user with its active-session count and last session activity.';
+
+CREATE FUNCTION sp_users.find_with_sessions(id uuid) RETURNS SETOF sp_users.user_with_sessions
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (sp_users._with_sessions(u)).* FROM sp_users.users u WHERE u.id = $1 AND u.status <> 'deleted' $$;
+COMMENT ON FUNCTION sp_users.find_with_sessions(uuid) IS
+'The user with its number of active sessions (not ended, not revoked, not expired) and last_session_at (latest last_activity_at of any of its sessions), or no row.';
+
+CREATE FUNCTION sp_users.get_activity(id uuid) RETURNS sp_users.user_activity
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result sp_users.user_activity;
+BEGIN
+    PERFORM 1 FROM sp_users.users u WHERE u.id = get_activity.id AND u.status <> 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(get_activity.id);
+    END IF;
+    SELECT get_activity.id, max(s.last_activity_at), count(*)
+      INTO result
+      FROM sp_users.user_sessions s WHERE s.user_id = get_activity.id;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION sp_users.get_activity(uuid) IS 'Last session activity and number of sessions (all, ended or not) of a user; P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.list_users(lim integer DEFAULT 20, off integer DEFAULT 0) RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sp_users.users u WHERE u.status <> 'deleted'
+     ORDER BY u.created_at DESC, u.id
+     LIMIT sp_users._page_limit($1) OFFSET sp_users._page_offset($2)
+$$;
+COMMENT ON FUNCTION sp_users.list_users(integer, integer) IS 'A page of users, newest first. lim is capped at 100; a negative or NULL lim/off raises 22023.';
+
+CREATE FUNCTION sp_users.list_all_users() RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM sp_users.users u WHERE u.status <> 'deleted' ORDER BY u.created_at DESC, u.id $$;
+COMMENT ON FUNCTION sp_users.list_all_users() IS 'Every user, newest first (no page cap: meant for administration and export).';
+
+CREATE FUNCTION sp_users.search_users(query text, lim integer DEFAULT 20) RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT u.* FROM sp_users.users u
+     WHERE u.status <> 'deleted'
+       AND (strpos(lower(u.name), lower($1)) > 0
+            OR strpos(u.email, lower($1)) > 0
+            OR strpos(lower(coalesce(u.full_name, '')), lower($1)) > 0)
+     ORDER BY (strpos(lower(u.name), lower($1)) > 0) DESC, u.created_at DESC, u.id
+     LIMIT sp_users._page_limit($2)
+$$;
+COMMENT ON FUNCTION sp_users.search_users(text, integer) IS
+'Case-insensitive substring search over name, email and full_name; every character is literal (% and _ are not wildcards). Name matches first, then newest. lim capped at 100. A NULL query finds nothing.';
+
+CREATE FUNCTION sp_users.count_users() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT count(*) FROM sp_users.users u WHERE u.status <> 'deleted' $$;
+COMMENT ON FUNCTION sp_users.count_users() IS 'Number of users (deleted ones excluded).';
+
+CREATE FUNCTION sp_users.list_by_filter(status sp_users.user_status DEFAULT NULL, role sp_users.user_role DEFAULT NULL,
+                                        older_than_days integer DEFAULT NULL, lim integer DEFAULT 20)
+RETURNS SETOF sp_users.users
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sp_users.users u
+     WHERE u.status <> 'deleted'
+       AND ($1 IS NULL OR u.status = $1)
+       AND ($2 IS NULL OR u.roles @> ARRAY[$2])
+       AND ($3 IS NULL OR u.created_at < now() - make_interval(days => $3))
+     ORDER BY u.created_at DESC, u.id
+     LIMIT sp_users._page_limit($4)
+$$;
+COMMENT ON FUNCTION sp_users.list_by_filter(sp_users.user_status, sp_users.user_role, integer, integer) IS
+'Users matching every non-NULL filter (status, role, created more than older_than_days days ago), newest first, lim capped at 100. Deleted users never match, even with status => ''deleted''.';
+
+CREATE FUNCTION sp_users.list_non_anonymous_with_sessions(lim integer DEFAULT 20) RETURNS SETOF sp_users.user_with_sessions
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT w.* FROM sp_users.users u, LATERAL sp_users._with_sessions(u) w
+     WHERE u.status <> 'deleted' AND NOT (u.roles @> ARRAY['anonymous'::sp_users.user_role])
+     ORDER BY w.last_session_at DESC NULLS LAST, u.created_at DESC, u.id
+     LIMIT sp_users._page_limit($1)
+$$;
+COMMENT ON FUNCTION sp_users.list_non_anonymous_with_sessions(integer) IS
+'Users without role anonymous, with their session figures, most recent session activity first (users without sessions last). lim capped at 100.';
+
+CREATE FUNCTION sp_users.is_temporary_anonymous(id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r sp_users.user_role[];
+BEGIN
+    SELECT u.roles INTO r FROM sp_users.users u WHERE u.id = is_temporary_anonymous.id AND u.status <> 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(is_temporary_anonymous.id);
+    END IF;
+    RETURN r @> ARRAY['anonymous'::sp_users.user_role];
+END
+$$;
+COMMENT ON FUNCTION sp_users.is_temporary_anonymous(uuid) IS 'True when the user has role anonymous; P0002 when it does not exist.';
+
+-- Updates. One private worker applies a change and raises the SPEC errors.
+CREATE FUNCTION sp_users._update_user(id uuid, changes jsonb) RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result sp_users.users;
+    new_email text;
+    constraint_name text;
+BEGIN
+    IF changes ? 'email' THEN
+        new_email := sp_users.normalize_email(changes->>'email');
+    END IF;
+    UPDATE sp_users.users u SET
+        email          = CASE WHEN changes ? 'email' THEN new_email ELSE u.email END,
+        email_verified = CASE WHEN changes ? 'email_verified' THEN (changes->>'email_verified')::boolean
+                              WHEN changes ? 'email' AND new_email IS DISTINCT FROM u.email THEN false
+                              ELSE u.email_verified END,
+        full_name      = CASE WHEN changes ? 'full_name' THEN changes->>'full_name' ELSE u.full_name END,
+        display_name   = CASE WHEN changes ? 'display_name' THEN changes->>'display_name' ELSE u.display_name END,
+        status         = CASE WHEN changes ? 'status' THEN (changes->>'status')::sp_users.user_status ELSE u.status END,
+        roles          = CASE WHEN changes ? 'roles' THEN ARRAY(SELECT jsonb_array_elements_text(changes->'roles'))::sp_users.user_role[] ELSE u.roles END
+     WHERE u.id = _update_user.id AND u.status <> 'deleted'
+    RETURNING * INTO result;
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(_update_user.id);
+    END IF;
+    RETURN result;
+EXCEPTION WHEN unique_violation THEN
+    GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+    RAISE EXCEPTION 'user already exists with email: %', new_email
+        USING ERRCODE = '23505', CONSTRAINT = constraint_name, SCHEMA = 'sp_users', TABLE = 'users';
+END
+$$;
+COMMENT ON FUNCTION sp_users._update_user(uuid, jsonb) IS 'Internal: applies the given column changes to a non-deleted user (P0002 when missing, 23505 on a taken email).';
+
+CREATE FUNCTION sp_users.update_email(id uuid, email text) RETURNS sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users._update_user($1, jsonb_build_object('email', $2)) $$;
+COMMENT ON FUNCTION sp_users.update_email(uuid, text) IS
+'Sets the email (trimmed, lower-cased); a changed email resets email_verified to false. 23505 when taken, P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.update_full_name(id uuid, full_name text) RETURNS sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users._update_user($1, jsonb_build_object('full_name', $2)) $$;
+COMMENT ON FUNCTION sp_users.update_full_name(uuid, text) IS 'Sets full_name (NULL clears it); P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.update_display_name(id uuid, display_name text) RETURNS sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users._update_user($1, jsonb_build_object('display_name', $2)) $$;
+COMMENT ON FUNCTION sp_users.update_display_name(uuid, text) IS 'Sets display_name (NULL clears it); P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.update_status(id uuid, status sp_users.user_status) RETURNS sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users._update_user($1, jsonb_build_object('status', $2)) $$;
+COMMENT ON FUNCTION sp_users.update_status(uuid, sp_users.user_status) IS
+'Sets the status. Setting ''deleted'' soft-deletes the user (its open sessions are revoked); a deleted user cannot be changed through sp_users any more (P0002).';
+
+CREATE FUNCTION sp_users.update_email_verified(id uuid, email_verified boolean) RETURNS sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users._update_user($1, jsonb_build_object('email_verified', $2)) $$;
+COMMENT ON FUNCTION sp_users.update_email_verified(uuid, boolean) IS 'Sets email_verified; P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.update_user(id uuid, email text, full_name text, display_name text, status sp_users.user_status)
+RETURNS sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT sp_users._update_user($1, jsonb_build_object('email', $2, 'full_name', $3, 'display_name', $4, 'status', $5))
+$$;
+COMMENT ON FUNCTION sp_users.update_user(uuid, text, text, text, sp_users.user_status) IS
+'Sets email, full_name, display_name and status at once (exactly the values given; NULL email or status violates NOT NULL). A changed email resets email_verified.';
+
+CREATE FUNCTION sp_users.assign_roles(id uuid, roles sp_users.user_role[]) RETURNS sp_users.users
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users._update_user($1, jsonb_build_object('roles', to_jsonb(sp_users._dedupe_roles($2)))) $$;
+COMMENT ON FUNCTION sp_users.assign_roles(uuid, sp_users.user_role[]) IS
+'Replaces the roles (duplicates dropped). An empty or NULL array, or a NULL element, raises 22023; P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.delete_user(id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM sp_users.users u WHERE u.id = delete_user.id AND u.status <> 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(delete_user.id);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.delete_user(uuid) IS
+'Hard delete: removes the row (its sessions keep their history with user_id set to NULL). P0002 "user not found: ID" when there is no such non-deleted user.';
+
+CREATE FUNCTION sp_users.bulk_update_status(ids uuid[], status sp_users.user_status) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        UPDATE sp_users.users u SET status = $2
+         WHERE u.id = ANY ($1) AND u.status <> 'deleted' AND u.status IS DISTINCT FROM $2
+        RETURNING 1)
+    SELECT count(*) FROM changed
+$$;
+COMMENT ON FUNCTION sp_users.bulk_update_status(uuid[], sp_users.user_status) IS
+'Sets the status of every listed (non-deleted) user; returns how many rows actually changed. Unknown ids are ignored.';
+
+CREATE FUNCTION sp_users.bulk_delete(ids uuid[]) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users.bulk_update_status($1, 'deleted') $$;
+COMMENT ON FUNCTION sp_users.bulk_delete(uuid[]) IS 'Soft delete: sets status deleted on every listed user (their open sessions are revoked); returns how many were deleted now.';
+
+CREATE FUNCTION sp_users.export_users(lim integer DEFAULT NULL) RETURNS SETOF jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_jsonb(u) FROM sp_users.users u
+     WHERE u.status <> 'deleted'
+     ORDER BY u.created_at, u.id
+     LIMIT CASE WHEN $1 IS NULL THEN NULL ELSE sp_users._page_limit($1) END
+$$;
+COMMENT ON FUNCTION sp_users.export_users(integer) IS
+'One JSON object per user with every column, oldest first. lim NULL = all users; otherwise capped at 100 like every listing.';

@@ -1,0 +1,152 @@
+-- Sessions. Active = ended_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()).
+
+CREATE FUNCTION sp_users.start_session(user_id uuid, session_id text DEFAULT NULL, ip_address text DEFAULT NULL,
+                                       user_agent text DEFAULT NULL, device_type text DEFAULT NULL,
+                                       fingerprint_hash text DEFAULT NULL, expires_in interval DEFAULT '7 days')
+RETURNS sp_users.user_sessions
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owner_roles sp_users.user_role[];
+    result sp_users.user_sessions;
+BEGIN
+    IF start_session.user_id IS NOT NULL THEN
+        -- FOR KEY SHARE: a concurrent delete of this user waits for us (or we for it), so a
+        -- session never ends up pointing at a user that is gone.
+        SELECT u.roles INTO owner_roles FROM sp_users.users u
+         WHERE u.id = start_session.user_id AND u.status <> 'deleted'
+         FOR KEY SHARE;
+        IF NOT FOUND THEN
+            PERFORM sp_users._user_not_found(start_session.user_id);
+        END IF;
+    END IF;
+    INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,
+                                        user_type, expires_at)
+    VALUES (coalesce(start_session.session_id, 'sess_' || replace(gen_random_uuid()::text, '-', '')),
+            start_session.user_id,
+            sp_users.normalize_ip(start_session.ip_address),
+            start_session.user_agent, start_session.device_type, start_session.fingerprint_hash,
+            CASE WHEN owner_roles IS NULL OR owner_roles @> ARRAY['anonymous'::sp_users.user_role] THEN 'anon' ELSE 'registered' END,
+            now() + sp_users._positive_interval(start_session.expires_in, 'expires_in'))
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION sp_users.start_session(uuid, text, text, text, text, text, interval) IS
+'Starts a session (a random id "sess_<32 hex>" when session_id is NULL). user_type is anon for an anonymous user (or no user), registered otherwise. ip_address is normalised like every sp_users address (22P02 when invalid). expires_in NULL = never expires; zero or negative raises 22023. P0002 when the user does not exist; 23505 when the session id is taken.';
+
+CREATE FUNCTION sp_users.touch_session(session_id text) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH touched AS (
+        UPDATE sp_users.user_sessions s SET last_activity_at = greatest(statement_timestamp(), s.last_activity_at)
+         WHERE s.session_id = $1 AND s.ended_at IS NULL AND s.revoked_at IS NULL
+           AND (s.expires_at IS NULL OR s.expires_at > now())
+        RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM touched)
+$$;
+COMMENT ON FUNCTION sp_users.touch_session(text) IS 'Records activity on an active session; false when the session is unknown, ended, revoked or expired.';
+
+CREATE FUNCTION sp_users._require_user(id uuid) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM 1 FROM sp_users.users u WHERE u.id = _require_user.id AND u.status <> 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(_require_user.id);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users._require_user(uuid) IS 'Internal: raises P0002 unless a non-deleted user has this id.';
+
+CREATE FUNCTION sp_users.list_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM sp_users._require_user(list_sessions.user_id);
+    RETURN QUERY SELECT * FROM sp_users.user_sessions s WHERE s.user_id = list_sessions.user_id
+                  ORDER BY s.last_activity_at DESC, s.session_id;
+END
+$$;
+COMMENT ON FUNCTION sp_users.list_sessions(uuid) IS 'Every session of a user (active or not), most recent activity first; P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.list_active_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM sp_users._require_user(list_active_sessions.user_id);
+    RETURN QUERY SELECT * FROM sp_users.user_sessions s
+                  WHERE s.user_id = list_active_sessions.user_id
+                    AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
+                  ORDER BY s.last_activity_at DESC, s.session_id;
+END
+$$;
+COMMENT ON FUNCTION sp_users.list_active_sessions(uuid) IS 'The active sessions (not ended, not revoked, not expired) of a user, most recent activity first; P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.list_recent_sessions(user_id uuid, lim integer DEFAULT 20) RETURNS SETOF sp_users.user_sessions
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM sp_users._require_user(list_recent_sessions.user_id);
+    RETURN QUERY SELECT * FROM sp_users.user_sessions s WHERE s.user_id = list_recent_sessions.user_id
+                  ORDER BY s.last_activity_at DESC, s.session_id
+                  LIMIT sp_users._page_limit(lim);
+END
+$$;
+COMMENT ON FUNCTION sp_users.list_recent_sessions(uuid, integer) IS 'The lim most recently active sessions of a user (lim capped at 100; NULL or negative raises 22023); P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.session_exists(session_id text) RETURNS boolean
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                    WHERE s.session_id = $1 AND s.ended_at IS NULL AND s.revoked_at IS NULL
+                      AND (s.expires_at IS NULL OR s.expires_at > now()))
+$$;
+COMMENT ON FUNCTION sp_users.session_exists(text) IS 'True only for an active session (not ended, not revoked, not expired).';
+
+CREATE FUNCTION sp_users.end_session(session_id text) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ended AS (
+        UPDATE sp_users.user_sessions s SET ended_at = now()
+         WHERE s.session_id = $1 AND s.ended_at IS NULL
+        RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM ended)
+$$;
+COMMENT ON FUNCTION sp_users.end_session(text) IS 'Ends a session; false when it is unknown or already ended.';
+
+CREATE FUNCTION sp_users.end_all_sessions(user_id uuid) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM sp_users._require_user(end_all_sessions.user_id);
+    UPDATE sp_users.user_sessions s SET ended_at = now()
+     WHERE s.user_id = end_all_sessions.user_id AND s.ended_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION sp_users.end_all_sessions(uuid) IS 'Ends every not-yet-ended session of a user ("log out everywhere"); returns how many; P0002 when the user does not exist.';
+
+CREATE FUNCTION sp_users.cleanup_sessions() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ended AS (
+        UPDATE sp_users.user_sessions s SET ended_at = s.expires_at
+         WHERE s.ended_at IS NULL AND s.expires_at <= now()
+        RETURNING 1)
+    SELECT count(*) FROM ended
+$$;
+COMMENT ON FUNCTION sp_users.cleanup_sessions() IS 'Ends every session whose expires_at has passed (ended_at is set to its expiry time); returns how many.';

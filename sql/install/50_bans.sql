@@ -1,0 +1,137 @@
+-- IP bans. The hot path (is_banned) is C++ over a per-backend ban set; the rest is SQL over
+-- sp_users.banned_ips, whose addresses are always in sp_users.normalize_ip form.
+
+CREATE FUNCTION sp_users.is_banned(ip text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_is_banned'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION sp_users.is_banned(text) IS
+'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from a per-backend in-memory ban set that transactional invalidation keeps exact: a committed ban is seen at once, an uncommitted one never by others. 22P02 on invalid address text.';
+
+CREATE FUNCTION sp_users._escalated_duration(duration interval, previous_bans bigint) RETURNS interval
+AS 'MODULE_PATHNAME', 'sp_users_escalated_duration'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._escalated_duration(interval, bigint) IS
+'Internal: duration x 2^previous_bans, capped at 365 days (overflow-safe); a duration already longer than the cap is kept as is.';
+
+CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
+                                        OUT last_rebuild_ms double precision, OUT valid boolean)
+AS 'MODULE_PATHNAME', 'sp_users_ban_cache_info'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sp_users.ban_cache_info() IS
+'The calling backend''s ban set: active entries it holds, bytes it takes, how often it was rebuilt and the last rebuild''s duration, and whether it is currently valid.';
+
+CREATE FUNCTION sp_users.ban_ip(ip text, reason text, duration interval, ban_source text DEFAULT 'manual',
+                                source_fingerprint text DEFAULT NULL, offense_path text DEFAULT NULL,
+                                user_agent text DEFAULT NULL, session_id text DEFAULT NULL, escalate boolean DEFAULT false)
+RETURNS sp_users.banned_ips
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    net inet;
+    result sp_users.banned_ips;
+BEGIN
+    IF ip IS NULL THEN
+        RAISE EXCEPTION 'ip must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    net := sp_users.normalize_ip(ip);
+    PERFORM sp_users._positive_interval(duration, 'duration');
+    -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
+    -- ban_count is exact and escalation reads the count it increments.
+    INSERT INTO sp_users.banned_ips AS b
+           (ip_address, reason, banned_at, expires_at, is_permanent, ban_count, last_offense_path,
+            last_user_agent, source_fingerprint, ban_source, associated_session_ids)
+    VALUES (net, ban_ip.reason, now(), now() + duration, duration IS NULL, 1, offense_path,
+            user_agent, ban_ip.source_fingerprint, coalesce(ban_ip.ban_source, 'manual'),
+            CASE WHEN session_id IS NULL THEN '{}'::text[] ELSE ARRAY[session_id] END)
+    ON CONFLICT (ip_address) DO UPDATE SET
+        reason            = EXCLUDED.reason,
+        ban_source        = EXCLUDED.ban_source,
+        banned_at         = now(),
+        ban_count         = b.ban_count + 1,
+        -- Permanent stays permanent; a repeat ban never shortens the running one.
+        is_permanent      = b.is_permanent OR EXCLUDED.is_permanent,
+        expires_at        = CASE WHEN b.is_permanent OR EXCLUDED.is_permanent THEN NULL
+                                 ELSE greatest(b.expires_at,
+                                               now() + CASE WHEN escalate
+                                                            THEN sp_users._escalated_duration(duration, b.ban_count)
+                                                            ELSE duration END) END,
+        last_offense_path  = coalesce(EXCLUDED.last_offense_path, b.last_offense_path),
+        last_user_agent    = coalesce(EXCLUDED.last_user_agent, b.last_user_agent),
+        source_fingerprint = coalesce(EXCLUDED.source_fingerprint, b.source_fingerprint),
+        -- Distinct ids, the most recent 100: an abusive client cannot grow the row without bound.
+        associated_session_ids = CASE
+            WHEN session_id IS NULL OR session_id = ANY (b.associated_session_ids) THEN b.associated_session_ids
+            ELSE (b.associated_session_ids || session_id)[greatest(1, cardinality(b.associated_session_ids) - 98):] END
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean) IS
+'Bans an address or network (normalised; 22P02 when invalid). duration NULL = permanent; zero or negative raises 22023. A repeat ban increments ban_count, replaces reason and ban_source, keeps earlier fingerprint/path/agent where the new one is NULL, appends session_id (distinct, last 100 kept). Permanent stays permanent (expires_at NULL); a repeat ban never shortens an expiry. With escalate, duration x 2^(previous ban_count), capped at 365 days.';
+
+CREATE FUNCTION sp_users.get_ban(ip text) RETURNS SETOF sp_users.banned_ips
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT b.* FROM sp_users.banned_ips b
+     WHERE b.ip_address >>= sp_users.normalize_ip($1)
+       AND (b.expires_at IS NULL OR b.expires_at > now())
+     ORDER BY masklen(b.ip_address) DESC
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION sp_users.get_ban(text) IS 'The active ban that applies to the address: the exact entry if banned, else the most specific covering network; no row when none applies.';
+
+CREATE FUNCTION sp_users.unban_ip(ip text) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (DELETE FROM sp_users.banned_ips b WHERE b.ip_address = sp_users.normalize_ip($1) RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM gone)
+$$;
+COMMENT ON FUNCTION sp_users.unban_ip(text) IS 'Removes exactly that entry (an address, or a network; covering or covered entries stay). False when there was none.';
+
+CREATE FUNCTION sp_users.cleanup_expired_bans() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (DELETE FROM sp_users.banned_ips b WHERE b.expires_at <= now() RETURNING 1)
+    SELECT count(*) FROM gone
+$$;
+COMMENT ON FUNCTION sp_users.cleanup_expired_bans() IS 'Deletes bans whose expiry has passed (never permanent ones); returns how many. Expired bans already stop applying without it: this only reclaims space (and forgets ban counts).';
+
+CREATE FUNCTION sp_users.list_active_bans(lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sp_users.banned_ips b
+     WHERE b.expires_at IS NULL OR b.expires_at > now()
+     ORDER BY b.banned_at DESC, b.ip_address
+     LIMIT sp_users._page_limit($1)
+$$;
+COMMENT ON FUNCTION sp_users.list_active_bans(integer) IS 'Active bans, most recently (re)banned first; lim capped at 100.';
+
+CREATE FUNCTION sp_users.list_bans_by_source(source text, lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sp_users.banned_ips b
+     WHERE b.ban_source = $1 AND (b.expires_at IS NULL OR b.expires_at > now())
+     ORDER BY b.banned_at DESC, b.ip_address
+     LIMIT sp_users._page_limit($2)
+$$;
+COMMENT ON FUNCTION sp_users.list_bans_by_source(text, integer) IS 'Active bans with this ban_source, most recent first; lim capped at 100.';
+
+CREATE FUNCTION sp_users.list_bans_by_fingerprint(fingerprint text) RETURNS SETOF sp_users.banned_ips
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM sp_users.banned_ips b WHERE b.source_fingerprint = $1 ORDER BY b.banned_at DESC, b.ip_address
+$$;
+COMMENT ON FUNCTION sp_users.list_bans_by_fingerprint(text) IS 'Every ban (active or expired) recorded with this source fingerprint, most recent first.';
+
+CREATE FUNCTION sp_users.count_active_bans() RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT count(*) FROM sp_users.banned_ips b WHERE b.expires_at IS NULL OR b.expires_at > now() $$;
+COMMENT ON FUNCTION sp_users.count_active_bans() IS 'Number of active bans (addresses and networks).';

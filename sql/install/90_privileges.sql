@@ -1,0 +1,59 @@
+-- Least privilege. PUBLIC gets nothing; three roles get what SPEC.md lists (see README, Security).
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['sp_users_admin', 'sp_users_app', 'sp_users_readonly'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+REVOKE ALL ON SCHEMA sp_users FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA sp_users FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA sp_users FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA sp_users FROM PUBLIC;
+GRANT USAGE ON SCHEMA sp_users TO sp_users_admin, sp_users_app, sp_users_readonly;
+
+-- Administrators: every function and the tables themselves.
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA sp_users TO sp_users_admin;
+GRANT ALL ON ALL TABLES IN SCHEMA sp_users TO sp_users_admin;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA sp_users TO sp_users_admin;
+
+-- Helpers any role may call (pure; they read no data).
+GRANT EXECUTE ON FUNCTION
+    sp_users.normalize_email(text),
+    sp_users.normalize_ip(text)
+TO sp_users_app, sp_users_readonly;
+
+-- Readers (dashboards, support tools): finders, listings, statistics, is_banned.
+GRANT EXECUTE ON FUNCTION
+    sp_users.find_by_id(uuid), sp_users.find_by_email(text), sp_users.find_by_name(text),
+    sp_users.find_by_role(sp_users.user_role), sp_users.find_first_user(), sp_users.find_first_admin(),
+    sp_users.find_authenticated_user(uuid), sp_users.find_user(text), sp_users.find_with_sessions(uuid),
+    sp_users.get_activity(uuid), sp_users.list_users(integer, integer), sp_users.list_all_users(),
+    sp_users.search_users(text, integer), sp_users.count_users(),
+    sp_users.list_by_filter(sp_users.user_status, sp_users.user_role, integer, integer),
+    sp_users.list_non_anonymous_with_sessions(integer), sp_users.is_temporary_anonymous(uuid),
+    sp_users.get_roles(uuid), sp_users.list_users_by_role(text),
+    sp_users.list_sessions(uuid), sp_users.list_active_sessions(uuid), sp_users.list_recent_sessions(uuid, integer),
+    sp_users.session_exists(text),
+    sp_users.is_banned(text), sp_users.get_ban(text), sp_users.list_active_bans(integer),
+    sp_users.list_bans_by_source(text, integer), sp_users.list_bans_by_fingerprint(text),
+    sp_users.count_active_bans(), sp_users.ban_cache_info()
+TO sp_users_readonly;
+
+-- Applications at request time: create/find users, sessions, is_banned, get_ban, ban_ip.
+GRANT EXECUTE ON FUNCTION
+    sp_users.create_user(text, text, text, text), sp_users.create_user_if_absent(text, text, text, text),
+    sp_users.find_by_id(uuid), sp_users.find_by_email(text), sp_users.find_by_name(text),
+    sp_users.find_by_role(sp_users.user_role), sp_users.find_first_user(), sp_users.find_first_admin(),
+    sp_users.find_authenticated_user(uuid), sp_users.find_user(text), sp_users.find_with_sessions(uuid),
+    sp_users.start_session(uuid, text, text, text, text, text, interval), sp_users.touch_session(text),
+    sp_users.list_sessions(uuid), sp_users.list_active_sessions(uuid), sp_users.list_recent_sessions(uuid, integer),
+    sp_users.session_exists(text), sp_users.end_session(text), sp_users.end_all_sessions(uuid),
+    sp_users.is_banned(text), sp_users.get_ban(text),
+    sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean)
+TO sp_users_app;

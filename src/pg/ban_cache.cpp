@@ -1,0 +1,147 @@
+// The ban set cache. Exactness argument (see docs/ban-cache.md):
+//  * every change to sp_users.banned_ips fires a statement trigger that queues a relcache
+//    invalidation for the table; PostgreSQL delivers it to every backend at commit (to none on
+//    abort), to the changing backend at its next command, and replays it on hot standbys;
+//  * each lookup first drains pending invalidations (a lock-free flag check when none are queued);
+//  * the set is rebuilt from the newest snapshot (read committed) or from the transaction snapshot
+//    (repeatable read / serializable, and then only trusted inside that transaction), so it shows
+//    exactly what a plain SELECT in the same place would.
+#include "pg/ban_cache.hpp"
+
+#include "pg/address_pg.hpp"
+#include "pg/pg_headers.hpp"
+
+namespace sp::pg::ban_cache {
+
+namespace {
+
+struct State {
+    sp::core::BanSet set;
+    Oid table_oid = InvalidOid;
+    bool valid = false;
+    bool xact_scoped = false;              // built from a repeatable-read snapshot
+    LocalTransactionId built_lxid = InvalidLocalTransactionId;
+    unsigned long invalidations = 0;       // bumped by the callback; detects one during a rebuild
+    long rebuilds = 0;
+    double last_rebuild_ms = 0;
+};
+
+State& state() noexcept {
+    static State s;
+    return s;
+}
+
+void on_relcache_invalidation(Datum, Oid relid) {
+    State& s = state();
+    if (relid == InvalidOid || relid == s.table_oid) {
+        s.valid = false;
+        s.table_oid = InvalidOid; // the table may have been dropped; look it up again
+        ++s.invalidations;
+    }
+}
+
+struct Loaded {
+    sp::core::BanEntry* entries;
+    std::size_t count;
+    TimestampTz now;
+    MemoryContext context;
+};
+
+// PostgreSQL side of a rebuild: read every ban not yet expired at now() into a palloc'd array.
+void load_rows(State& s, Loaded& out) {
+    Oid nsp = get_namespace_oid("sp_users", true);
+    Oid rel = OidIsValid(nsp) ? get_relname_relid("banned_ips", nsp) : InvalidOid;
+    if (!OidIsValid(rel))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.banned_ips does not exist"),
+                        errhint("Run CREATE EXTENSION sp_users in this database.")));
+    s.table_oid = rel;
+
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
+    Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+
+    out.context = AllocSetContextCreate(CurrentMemoryContext, "sp_users ban load", ALLOCSET_DEFAULT_SIZES);
+    std::size_t capacity = 1024;
+    out.entries = static_cast<sp::core::BanEntry*>(MemoryContextAllocHuge(out.context, capacity * sizeof(sp::core::BanEntry)));
+    out.count = 0;
+    out.now = GetCurrentTransactionStartTimestamp();
+
+    // Read as the table owner so callers need no privilege on banned_ips itself.
+    Oid saved_user;
+    int saved_sec;
+    GetUserIdAndSecContext(&saved_user, &saved_sec);
+    SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    s.xact_scoped = IsolationUsesXactSnapshot();
+    PushActiveSnapshot(s.xact_scoped ? GetTransactionSnapshot() : GetLatestSnapshot());
+
+    Oid argtypes[1] = {TIMESTAMPTZOID};
+    Datum values[1] = {TimestampTzGetDatum(out.now)};
+    SPIPlanPtr plan = SPI_prepare("SELECT ip_address, expires_at FROM sp_users.banned_ips "
+                                  "WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $1",
+                                  1, argtypes);
+    if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    Portal portal = SPI_cursor_open(nullptr, plan, values, nullptr, true);
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        SPI_cursor_fetch(portal, true, 10000);
+        if (SPI_processed == 0) break;
+        if (out.count + SPI_processed > capacity) {
+            while (out.count + SPI_processed > capacity) capacity *= 2;
+            out.entries = static_cast<sp::core::BanEntry*>(repalloc_huge(out.entries, capacity * sizeof(sp::core::BanEntry)));
+        }
+        for (uint64 i = 0; i < SPI_processed; ++i) {
+            HeapTuple row = SPI_tuptable->vals[i];
+            bool isnull = false;
+            Datum ip = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull);
+            if (isnull) continue;
+            Datum exp = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
+            sp::core::BanEntry& e = out.entries[out.count++];
+            e.net = address_from_inet(DatumGetInetPP(ip));
+            e.expires_at = isnull ? sp::core::kNeverExpires : DatumGetTimestampTz(exp);
+        }
+        SPI_freetuptable(SPI_tuptable);
+    }
+    SPI_cursor_close(portal);
+    PopActiveSnapshot();
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_sec);
+}
+
+} // namespace
+
+void register_callbacks() noexcept {
+    CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr));
+}
+
+const sp::core::BanSet& current() {
+    State& s = state();
+    pg_call([] { AcceptInvalidationMessages(); });
+    if (s.valid && (!s.xact_scoped || s.built_lxid == MyProc->lxid)) return s.set;
+
+    unsigned long seen = s.invalidations;
+    instr_time start;
+    INSTR_TIME_SET_CURRENT(start);
+    Loaded loaded{};
+    pg_call([&] { load_rows(s, loaded); });
+    s.set.build(loaded.entries, loaded.count, loaded.now);
+    pg_call([&] { MemoryContextDelete(loaded.context); });
+    instr_time elapsed;
+    INSTR_TIME_SET_CURRENT(elapsed);
+    INSTR_TIME_SUBTRACT(elapsed, start);
+
+    s.built_lxid = MyProc->lxid;
+    s.valid = (s.invalidations == seen); // an invalidation during the load means: rebuild next time
+    ++s.rebuilds;
+    s.last_rebuild_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+    return s.set;
+}
+
+Info info() noexcept {
+    const State& s = state();
+    return Info{long(s.set.size()), long(s.set.memory_bytes()), s.rebuilds, s.last_rebuild_ms, s.valid};
+}
+
+} // namespace sp::pg::ban_cache

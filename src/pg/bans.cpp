@@ -1,0 +1,81 @@
+// SQL-callable ban functions written in C++: the is_banned hot path, address normalisation,
+// escalation maths, the invalidation trigger and cache introspection.
+#include "core/escalation.hpp"
+#include "pg/address_pg.hpp"
+#include "pg/ban_cache.hpp"
+#include "pg/pg_headers.hpp"
+
+using sp::pg::pg_call;
+using sp::pg::SqlError;
+
+// sp_users.is_banned(ip text) RETURNS boolean
+SP_FUNCTION(sp_users_is_banned) {
+    text* arg = nullptr;
+    pg_call([&] { arg = PG_GETARG_TEXT_PP(0); });
+    sp::core::Address addr = sp::pg::parse_address_arg(arg);
+    const sp::core::BanSet& set = sp::pg::ban_cache::current();
+    return BoolGetDatum(set.contains(addr, GetCurrentTransactionStartTimestamp()));
+}
+
+// sp_users.normalize_ip(ip text) RETURNS inet
+SP_FUNCTION(sp_users_normalize_ip) {
+    text* arg = nullptr;
+    pg_call([&] { arg = PG_GETARG_TEXT_PP(0); });
+    sp::core::Address addr = sp::pg::parse_address_arg(arg);
+    inet* result = nullptr;
+    pg_call([&] { result = sp::pg::inet_from_address(addr); });
+    return InetPGetDatum(result);
+}
+
+// sp_users._escalated_duration(duration interval, previous_bans bigint) RETURNS interval
+SP_FUNCTION(sp_users_escalated_duration) {
+    Interval* base = nullptr;
+    int64 previous = 0;
+    pg_call([&] {
+        base = PG_GETARG_INTERVAL_P(0);
+        previous = PG_GETARG_INT64(1);
+    });
+    // Same reading of an interval as PostgreSQL's interval comparison: 30-day months, 24-hour days.
+    __int128 us = __int128(base->month) * DAYS_PER_MONTH * USECS_PER_DAY + __int128(base->day) * USECS_PER_DAY + base->time;
+    if (us <= 0) throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "duration must be positive");
+    int64 clamped = us > sp::core::kEscalationCapUs ? int64(sp::core::kEscalationCapUs) : int64(us);
+    int64 result_us = us > sp::core::kEscalationCapUs ? clamped : sp::core::escalate_duration(clamped, previous);
+    Interval* result = nullptr;
+    pg_call([&] {
+        if (us > sp::core::kEscalationCapUs) {
+            result = static_cast<Interval*>(palloc(sizeof(Interval)));
+            *result = *base; // longer than the cap already: never shortened
+            return;
+        }
+        result = static_cast<Interval*>(palloc0(sizeof(Interval)));
+        result->time = result_us;
+    });
+    return IntervalPGetDatum(result);
+}
+
+// Statement-level trigger on sp_users.banned_ips: every committed change reaches every backend's
+// ban set (and every standby's) through PostgreSQL's transactional invalidation.
+SP_FUNCTION(sp_users_ban_set_invalidate) {
+    pg_call([&] {
+        if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "sp_users_ban_set_invalidate: not called as a trigger");
+        CacheInvalidateRelcache(reinterpret_cast<TriggerData*>(fcinfo->context)->tg_relation);
+    });
+    return PointerGetDatum(nullptr);
+}
+
+// sp_users.ban_cache_info() RETURNS (entries bigint, memory_bytes bigint, rebuilds bigint,
+//                                    last_rebuild_ms float8, valid boolean)
+SP_FUNCTION(sp_users_ban_cache_info) {
+    sp::pg::ban_cache::Info info = sp::pg::ban_cache::info();
+    Datum result = 0;
+    pg_call([&] {
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
+        desc = BlessTupleDesc(desc);
+        Datum values[5] = {Int64GetDatum(info.entries), Int64GetDatum(info.memory_bytes), Int64GetDatum(info.rebuilds),
+                           Float8GetDatum(info.last_rebuild_ms), BoolGetDatum(info.valid)};
+        bool nulls[5] = {false, false, false, false, false};
+        result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    });
+    return result;
+}
