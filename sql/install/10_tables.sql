@@ -53,7 +53,8 @@ CREATE TABLE sp_users.banned_ips (
     ban_count               integer NOT NULL DEFAULT 1,
     last_offense_path       text,
     last_user_agent         text,
-    is_permanent            boolean NOT NULL DEFAULT false,
+    -- Derived, so it can never disagree with expires_at (the seed kept an expiry on "permanent" bans).
+    is_permanent            boolean GENERATED ALWAYS AS (expires_at IS NULL) STORED,
     source_fingerprint      text,
     ban_source              text NOT NULL DEFAULT 'manual',
     associated_session_ids  text[] NOT NULL DEFAULT '{}',
@@ -63,9 +64,7 @@ CREATE TABLE sp_users.banned_ips (
         AND NOT (pg_catalog.family(ip_address) OPERATOR(pg_catalog.=) 6
                  AND pg_catalog.masklen(ip_address) OPERATOR(pg_catalog.>=) 96
                  AND ip_address OPERATOR(pg_catalog.<<=) inet '::ffff:0.0.0.0/96')),
-    CONSTRAINT banned_ips_ban_count_check CHECK (ban_count OPERATOR(pg_catalog.>) 0),
-    -- The seed let a "permanent" ban keep an old expiry; here permanent means no expiry.
-    CONSTRAINT banned_ips_permanent_check CHECK (is_permanent OPERATOR(pg_catalog.=) (expires_at IS NULL))
+    CONSTRAINT banned_ips_ban_count_check CHECK (ban_count OPERATOR(pg_catalog.>) 0)
 );
 CREATE INDEX banned_ips_network_idx ON sp_users.banned_ips USING gist (ip_address inet_ops);
 CREATE INDEX banned_ips_banned_at_idx ON sp_users.banned_ips (banned_at DESC);

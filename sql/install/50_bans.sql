@@ -39,9 +39,9 @@ BEGIN
     -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
     -- ban_count is exact and escalation reads the count it increments.
     INSERT INTO sp_users.banned_ips AS b
-           (ip_address, reason, banned_at, expires_at, is_permanent, ban_count, last_offense_path,
+           (ip_address, reason, banned_at, expires_at, ban_count, last_offense_path,
             last_user_agent, source_fingerprint, ban_source, associated_session_ids)
-    VALUES (net, ban_ip.reason, now(), now() + duration, duration IS NULL, 1, offense_path,
+    VALUES (net, ban_ip.reason, now(), now() + duration, 1, offense_path,
             user_agent, ban_ip.source_fingerprint, coalesce(ban_ip.ban_source, 'manual'),
             CASE WHEN session_id IS NULL THEN '{}'::text[] ELSE ARRAY[session_id] END)
     ON CONFLICT (ip_address) DO UPDATE SET
@@ -49,9 +49,8 @@ BEGIN
         ban_source        = EXCLUDED.ban_source,
         banned_at         = now(),
         ban_count         = b.ban_count + 1,
-        -- Permanent stays permanent; a repeat ban never shortens the running one.
-        is_permanent      = b.is_permanent OR EXCLUDED.is_permanent,
-        expires_at        = CASE WHEN b.is_permanent OR EXCLUDED.is_permanent THEN NULL
+        -- Permanent (NULL) stays permanent; a repeat ban never shortens the running one.
+        expires_at        = CASE WHEN b.expires_at IS NULL OR duration IS NULL THEN NULL
                                  ELSE greatest(b.expires_at,
                                                now() + CASE WHEN escalate
                                                             THEN sp_users._escalated_duration(duration, b.ban_count)
