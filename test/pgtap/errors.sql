@@ -1,0 +1,67 @@
+-- pgTAP: every error row of SPEC.md, with its SQLSTATE and message.
+BEGIN;
+SELECT no_plan();
+SELECT sp_users.create_user('erin', 'erin@example.com');
+\set missing '''00000000-0000-0000-0000-00000000beef'''
+
+-- user missing → P0002 "user not found: <id>", from every function that takes a user id.
+SELECT throws_ok(format('SELECT %s', f), 'P0002', 'user not found: 00000000-0000-0000-0000-00000000beef', f)
+  FROM unnest(ARRAY[
+    $$sp_users.get_activity('00000000-0000-0000-0000-00000000beef')$$,
+    $$sp_users.is_temporary_anonymous('00000000-0000-0000-0000-00000000beef')$$,
+    $$sp_users.update_email('00000000-0000-0000-0000-00000000beef', 'x@example.com')$$,
+    $$sp_users.update_full_name('00000000-0000-0000-0000-00000000beef', 'x')$$,
+    $$sp_users.update_display_name('00000000-0000-0000-0000-00000000beef', 'x')$$,
+    $$sp_users.update_status('00000000-0000-0000-0000-00000000beef', 'active')$$,
+    $$sp_users.update_email_verified('00000000-0000-0000-0000-00000000beef', true)$$,
+    $$sp_users.update_user('00000000-0000-0000-0000-00000000beef', 'x@example.com', 'a', 'b', 'active')$$,
+    $$sp_users.assign_roles('00000000-0000-0000-0000-00000000beef', '{user}')$$,
+    $$sp_users.delete_user('00000000-0000-0000-0000-00000000beef')$$,
+    $$sp_users.get_roles('00000000-0000-0000-0000-00000000beef')$$,
+    $$sp_users.assign_role('00000000-0000-0000-0000-00000000beef', 'admin')$$,
+    $$sp_users.revoke_role('00000000-0000-0000-0000-00000000beef', 'admin')$$,
+    $$sp_users.start_session('00000000-0000-0000-0000-00000000beef')$$,
+    $$sp_users.list_sessions('00000000-0000-0000-0000-00000000beef')$$,
+    $$sp_users.list_active_sessions('00000000-0000-0000-0000-00000000beef')$$,
+    $$sp_users.list_recent_sessions('00000000-0000-0000-0000-00000000beef', 5)$$,
+    $$sp_users.end_all_sessions('00000000-0000-0000-0000-00000000beef')$$
+  ]) AS f;
+
+-- Finders never raise for a missing user.
+SELECT is((SELECT count(*)::int FROM sp_users.find_by_id(:missing)), 0, 'find_by_id: no row, no error');
+SELECT is((SELECT count(*)::int FROM sp_users.find_with_sessions(:missing)), 0, 'find_with_sessions: no row, no error');
+SELECT is((SELECT count(*)::int FROM sp_users.find_authenticated_user(:missing)), 0, 'find_authenticated_user: no row');
+
+-- email taken → 23505 "user already exists with email: <email>".
+SELECT throws_ok($$SELECT sp_users.create_user('erin2', ' ERIN@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'create_user duplicate email');
+SELECT sp_users.create_user('other', 'other@example.com');
+SELECT throws_ok(format('SELECT sp_users.update_email(%L, %L)', (SELECT id FROM sp_users.find_by_name('other')), 'Erin@Example.com'),
+                 '23505', 'user already exists with email: erin@example.com', 'update_email duplicate');
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh@example.com')$$, '23505', 'user already exists with name: erin', 'duplicate name');
+
+-- bad IP/network text → 22P02 naming the input.
+SELECT throws_ok(format('SELECT %s(%L)', f, ip), '22P02', NULL, f || '(' || left(ip, 20) || ')')
+  FROM unnest(ARRAY['sp_users.is_banned', 'sp_users.get_ban', 'sp_users.unban_ip', 'sp_users.normalize_ip']) AS f,
+       unnest(ARRAY['', 'garbage', '1.2.3.4/33', '10.0.0.1/8', '::g', '1.2.3.4.5', repeat('9', 10000), '2001:db8::1%lo', '010.1.1.1']) AS ip;
+SELECT throws_like($$SELECT sp_users.is_banned('not-an-address')$$, '%"not-an-address"%', 'the message names the input');
+SELECT throws_ok($$SELECT sp_users.ban_ip('x.y', 'r', '1 hour')$$, '22P02', NULL, 'ban_ip bad address');
+
+-- bad argument → 22023.
+SELECT throws_ok($$SELECT sp_users.list_users(-1)$$, '22023', 'lim must not be negative (got -1)', 'negative limit');
+SELECT throws_ok($$SELECT sp_users.list_users(10, -1)$$, '22023', 'off must not be negative (got -1)', 'negative offset');
+SELECT throws_ok($$SELECT sp_users.list_users(NULL)$$, '22023', 'lim must not be NULL', 'NULL limit');
+SELECT throws_ok($$SELECT sp_users.search_users('x', -5)$$, '22023', NULL, 'search negative limit');
+SELECT throws_ok($$SELECT sp_users.list_by_filter(lim => -1)$$, '22023', NULL, 'list_by_filter negative limit');
+SELECT throws_ok($$SELECT sp_users.list_non_anonymous_with_sessions(-1)$$, '22023', NULL, 'list_non_anonymous_with_sessions negative limit');
+SELECT throws_ok($$SELECT sp_users.export_users(-1)$$, '22023', NULL, 'export negative limit');
+SELECT throws_ok($$SELECT sp_users.list_active_bans(-1)$$, '22023', NULL, 'list_active_bans negative limit');
+SELECT throws_ok($$SELECT sp_users.list_bans_by_source('manual', -1)$$, '22023', NULL, 'list_bans_by_source negative limit');
+SELECT throws_ok($$SELECT sp_users.ban_ip('1.2.3.4', 'r', '0')$$, '22023', 'duration must be positive (got 00:00:00)', 'zero duration');
+SELECT throws_ok($$SELECT sp_users.ban_ip('1.2.3.4', 'r', '-5 minutes')$$, '22023', NULL, 'negative duration');
+SELECT throws_ok($$SELECT sp_users.ban_ip(NULL, 'r', '1 hour')$$, '22023', 'ip must not be NULL', 'NULL ip');
+SELECT throws_ok(format('SELECT sp_users.assign_roles(%L, %L)', (SELECT id FROM sp_users.find_by_name('erin')), '{}'), '22023', 'roles must not be empty', 'empty roles');
+SELECT throws_ok(format('SELECT sp_users.revoke_role(%L, %L)', (SELECT id FROM sp_users.find_by_name('erin')), 'user'), '22023', NULL, 'last role');
+SELECT throws_ok(format('SELECT sp_users.start_session(%L, expires_in => %L)', (SELECT id FROM sp_users.find_by_name('erin')), '-1 day'), '22023', NULL, 'negative session lifetime');
+
+SELECT * FROM finish();
+ROLLBACK;
