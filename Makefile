@@ -42,3 +42,8 @@ unit:
 	$(MAKE) -C test/unit run
 fuzz-smoke:
 	$(MAKE) -C test/fuzz smoke
+
+# PGXS tracks no header dependencies: rebuild every object when any header changes, so no object
+# is ever compiled against an older layout of a shared type.
+HEADERS = $(wildcard src/core/*.hpp src/pg/*.hpp)
+$(OBJS) $(OBJS:.o=.bc): $(HEADERS)

@@ -7,6 +7,8 @@ namespace sp::core {
 
 namespace {
 
+constexpr std::int64_t kEmpty = std::numeric_limits<std::int64_t>::min();
+
 std::uint32_t v4_key(const Address& a) noexcept {
     return std::uint32_t(a.bytes[0]) << 24 | std::uint32_t(a.bytes[1]) << 16 | std::uint32_t(a.bytes[2]) << 8 | a.bytes[3];
 }
@@ -24,81 +26,149 @@ Key mask_key(Key key, int max_prefix, int prefix) noexcept {
     return key & ~((Key(1) << (max_prefix - prefix)) - 1);
 }
 
+std::uint32_t hash_key(std::uint32_t k) noexcept {
+    return std::uint32_t((std::uint64_t(k) * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+std::uint32_t hash_key(unsigned __int128 k) noexcept {
+    std::uint64_t h = std::uint64_t(k >> 64) * 0x9E3779B97F4A7C15ull ^ std::uint64_t(k) * 0xC2B2AE3D27D4EB4Full;
+    return std::uint32_t((h ^ (h >> 29)) >> 32);
+}
+
+// Maps a 32-bit hash onto [0, n) without a division (Lemire's multiply-shift).
+std::size_t slot_of(std::uint32_t hash, std::size_t n) noexcept {
+    return std::size_t((std::uint64_t(hash) * n) >> 32);
+}
+
 } // namespace
 
 template <class Key>
-void BanSet::build_family(std::vector<Level<Key>>& out, std::vector<std::pair<Key, std::int64_t>> (&by_prefix)[129]) {
-    // Longest prefix first, so the common exact-address level is probed first.
-    for (int p = 128; p >= 0; --p) {
-        auto& items = by_prefix[p];
-        if (items.empty()) continue;
-        std::sort(items.begin(), items.end());
-        Level<Key> level;
-        level.prefix = p;
-        level.keys.reserve(items.size());
-        level.expires.reserve(items.size());
-        for (const auto& [key, expires] : items) {
-            if (!level.keys.empty() && level.keys.back() == key) {
-                level.expires.back() = std::max(level.expires.back(), expires);
-                continue;
-            }
-            level.keys.push_back(key);
-            level.expires.push_back(expires);
+void BanSet::Level<Key>::reserve(std::size_t n) {
+    std::size_t capacity = n + n / 3 + 8; // load factor <= 0.75
+    slots.assign(capacity, Slot{Key(0), kEmpty});
+    count = 0;
+}
+
+template <class Key>
+void BanSet::Level<Key>::insert(Key key, std::int64_t expires) {
+    const std::size_t n = slots.size();
+    for (std::size_t i = slot_of(hash_key(key), n);; i = (i + 1 == n) ? 0 : i + 1) {
+        Slot& s = slots[i];
+        if (s.expires == kEmpty) {
+            s = Slot{key, expires};
+            ++count;
+            return;
         }
-        level.keys.shrink_to_fit();
-        level.expires.shrink_to_fit();
-        out.push_back(std::move(level));
-        std::vector<std::pair<Key, std::int64_t>>().swap(items);
+        if (s.key == key) {
+            if (expires > s.expires) s.expires = expires;
+            return;
+        }
+    }
+}
+
+template <class Key>
+bool BanSet::Level<Key>::active(Key key, std::int64_t now) const noexcept {
+    const std::size_t n = slots.size();
+    for (std::size_t i = slot_of(hash_key(key), n);; i = (i + 1 == n) ? 0 : i + 1) {
+        const Slot& s = slots[i];
+        if (s.expires == kEmpty) return false;
+        if (s.key == key) return s.expires > now;
     }
 }
 
 void BanSet::build(const BanEntry* entries, std::size_t n, std::int64_t now) {
-    std::vector<std::pair<std::uint32_t, std::int64_t>> v4[129];
-    std::vector<std::pair<U128, std::int64_t>> v6[129];
+    std::size_t v4_count[33] = {}, v6_count[129] = {};
     for (std::size_t i = 0; i < n; ++i) {
         const BanEntry& e = entries[i];
         if (e.expires_at <= now) continue;
-        int max = e.net.max_prefix();
-        int p = std::min<int>(e.net.prefix, max);
         if (e.net.family == Family::V4)
-            v4[p].emplace_back(mask_key(v4_key(e.net), 32, p), e.expires_at);
+            ++v4_count[std::min<int>(e.net.prefix, 32)];
         else
-            v6[p].emplace_back(mask_key(v6_key(e.net), 128, p), e.expires_at);
+            ++v6_count[std::min<int>(e.net.prefix, 128)];
     }
+
     BanSet fresh;
-    build_family(fresh.v4_, v4);
-    build_family(fresh.v6_, v6);
-    fresh.size_ = 0;
-    for (const auto& l : fresh.v4_) fresh.size_ += l.keys.size();
-    for (const auto& l : fresh.v6_) fresh.size_ += l.keys.size();
+    for (int p = 32; p >= 0; --p) {
+        if (!v4_count[p]) continue;
+        fresh.v4_by_prefix_[p] = int(fresh.v4_.size());
+        fresh.v4_.emplace_back();
+        fresh.v4_.back().prefix = p;
+        fresh.v4_.back().reserve(v4_count[p]);
+        if (p < 16) fresh.v4_short_ |= std::uint64_t(1) << p;
+    }
+    int v6_index[129];
+    for (int p = 128; p >= 0; --p) {
+        v6_index[p] = -1;
+        if (!v6_count[p]) continue;
+        v6_index[p] = int(fresh.v6_.size());
+        fresh.v6_.emplace_back();
+        fresh.v6_.back().prefix = p;
+        fresh.v6_.back().reserve(v6_count[p]);
+    }
+    if (!fresh.v4_.empty()) fresh.v4_presence_.assign(std::size_t(1) << 16, 0);
+
+    for (std::size_t i = 0; i < n; ++i) {
+        const BanEntry& e = entries[i];
+        if (e.expires_at <= now) continue;
+        if (e.net.family == Family::V4) {
+            int p = std::min<int>(e.net.prefix, 32);
+            std::uint32_t key = mask_key(v4_key(e.net), 32, p);
+            fresh.v4_[std::size_t(fresh.v4_by_prefix_[p])].insert(key, e.expires_at);
+            if (p >= 16) fresh.v4_presence_[key >> 16] |= std::uint32_t(1) << (p - 16);
+        } else {
+            int p = std::min<int>(e.net.prefix, 128);
+            fresh.v6_[std::size_t(v6_index[p])].insert(mask_key(v6_key(e.net), 128, p), e.expires_at);
+        }
+    }
+    for (const auto& l : fresh.v4_) fresh.size_ += l.count;
+    for (const auto& l : fresh.v6_) fresh.size_ += l.count;
     swap(fresh);
 }
 
-template <class Key>
-bool BanSet::probe(const std::vector<Level<Key>>& levels, Key key, int max_prefix, int query_prefix, std::int64_t now) noexcept {
-    for (const auto& level : levels) {
-        if (level.prefix > query_prefix) continue; // a longer mask cannot contain the query
-        Key k = mask_key(key, max_prefix, level.prefix);
-        auto it = std::lower_bound(level.keys.begin(), level.keys.end(), k);
-        if (it != level.keys.end() && *it == k && level.expires[std::size_t(it - level.keys.begin())] > now) return true;
+bool BanSet::contains(const Address& addr, std::int64_t now) const noexcept {
+    if (addr.family == Family::V4) {
+        if (v4_.empty()) return false;
+        std::uint32_t key = v4_key(addr);
+        int q = addr.prefix; // a ban can only contain the query if its mask is no longer
+        if (q >= 16) {
+            std::uint32_t bits = v4_presence_[key >> 16];
+            if (q < 32) bits &= (std::uint32_t(2) << (q - 16)) - 1;
+            while (bits) {
+                int p = 31 - __builtin_clz(bits); // longest mask first
+                bits &= ~(std::uint32_t(1) << p);
+                p += 16;
+                if (v4_[std::size_t(v4_by_prefix_[p])].active(mask_key(key, 32, p), now)) return true;
+            }
+        }
+        for (std::uint64_t bits = v4_short_; bits;) {
+            int p = 63 - __builtin_clzll(bits);
+            bits &= ~(std::uint64_t(1) << p);
+            if (p > q) continue;
+            if (v4_[std::size_t(v4_by_prefix_[p])].active(mask_key(key, 32, p), now)) return true;
+        }
+        return false;
+    }
+    U128 key = v6_key(addr);
+    for (const auto& level : v6_) {
+        if (level.prefix > addr.prefix) continue;
+        if (level.active(mask_key(key, 128, level.prefix), now)) return true;
     }
     return false;
 }
 
-bool BanSet::contains(const Address& addr, std::int64_t now) const noexcept {
-    if (addr.family == Family::V4) return probe(v4_, v4_key(addr), 32, addr.prefix, now);
-    return probe(v6_, v6_key(addr), 128, addr.prefix, now);
-}
-
 std::size_t BanSet::memory_bytes() const noexcept {
-    std::size_t bytes = sizeof(*this) + v4_.capacity() * sizeof(Level<std::uint32_t>) + v6_.capacity() * sizeof(Level<U128>);
-    for (const auto& l : v4_) bytes += l.keys.capacity() * sizeof(std::uint32_t) + l.expires.capacity() * sizeof(std::int64_t);
-    for (const auto& l : v6_) bytes += l.keys.capacity() * sizeof(U128) + l.expires.capacity() * sizeof(std::int64_t);
+    std::size_t bytes = sizeof(*this) + v4_.capacity() * sizeof(Level<std::uint32_t>) + v6_.capacity() * sizeof(Level<U128>) +
+                        v4_presence_.capacity() * sizeof(std::uint32_t);
+    for (const auto& l : v4_) bytes += l.slots.capacity() * sizeof(Level<std::uint32_t>::Slot);
+    for (const auto& l : v6_) bytes += l.slots.capacity() * sizeof(Level<U128>::Slot);
     return bytes;
 }
 
 void BanSet::swap(BanSet& other) noexcept {
     v4_.swap(other.v4_);
+    std::swap(v4_by_prefix_, other.v4_by_prefix_);
+    v4_presence_.swap(other.v4_presence_);
+    std::swap(v4_short_, other.v4_short_);
     v6_.swap(other.v6_);
     std::swap(size_, other.size_);
 }
