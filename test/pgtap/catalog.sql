@@ -1,0 +1,36 @@
+-- pgTAP: invariants over the whole extension catalog, so a new function cannot forget them.
+BEGIN;
+SELECT no_plan();
+
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                   WHERE p.pronamespace = 'sp_users'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL$$,
+                'every function has a COMMENT (\df+ documents it)');
+SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
+                   WHERE c.relnamespace = 'sp_users'::regnamespace AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') IS NULL$$,
+                'every table has a COMMENT');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                   WHERE p.pronamespace = 'sp_users'::regnamespace AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+                     AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=pg_catalog, pg_temp')$$,
+                'every SQL/PL/pgSQL function pins search_path = pg_catalog, pg_temp');
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                   WHERE p.pronamespace = 'sp_users'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
+                'PUBLIC cannot execute any sp_users function');
+SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
+                   WHERE c.relnamespace = 'sp_users'::regnamespace AND c.relkind IN ('r', 'S')
+                     AND has_table_privilege('public', c.oid, 'SELECT')$$,
+                'PUBLIC cannot read any sp_users table or sequence');
+SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
+                   WHERE c.relnamespace = 'sp_users'::regnamespace AND c.relkind IN ('r', 'S')
+                     AND NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'sp_users' AND c.oid = ANY (e.extconfig))$$,
+                'every table and sequence is dumped by pg_dump (pg_extension_config_dump)');
+SELECT has_role('sp_users_admin');
+SELECT has_role('sp_users_app');
+SELECT has_role('sp_users_readonly');
+SELECT function_privs_are('sp_users', 'is_banned', ARRAY['text'], 'sp_users_app', ARRAY['EXECUTE'], 'app may call is_banned');
+SELECT function_privs_are('sp_users', 'delete_user', ARRAY['uuid'], 'sp_users_app', ARRAY[]::text[], 'app may not delete users');
+SELECT function_privs_are('sp_users', 'unban_ip', ARRAY['text'], 'sp_users_app', ARRAY[]::text[], 'app may not unban');
+SELECT function_privs_are('sp_users', 'ban_ip', ARRAY['text','text','interval','text','text','text','text','text','boolean'], 'sp_users_readonly', ARRAY[]::text[], 'readonly may not ban');
+SELECT table_privs_are('sp_users', 'banned_ips', 'sp_users_app', ARRAY[]::text[], 'app cannot touch banned_ips directly');
+
+SELECT * FROM finish();
+ROLLBACK;
