@@ -16,8 +16,8 @@ DATA_built    = sp_users--$(EXTVERSION).sql
 DATA          = $(wildcard sql/sp_users--*--*.sql)
 EXTRA_CLEAN   = $(DATA_built) results regression.diffs regression.out output_iso test/unit/build
 
-REGRESS       = guard users roles sessions bans
-ISOLATION     = create_user_race ban_concurrency
+REGRESS       = guard users roles sessions bans anonymous
+ISOLATION     = create_user_race ban_concurrency anonymous_races
 ISOLATION_OPTS = --inputdir=test/isolation
 
 PG_CONFIG  ?= pg_config

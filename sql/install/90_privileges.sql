@@ -15,10 +15,12 @@ REVOKE ALL ON SCHEMA sp_users FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA sp_users FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA sp_users FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA sp_users FROM PUBLIC;
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA sp_users FROM PUBLIC;
 GRANT USAGE ON SCHEMA sp_users TO sp_users_admin, sp_users_app, sp_users_readonly;
 
 -- Administrators: every function and the tables themselves.
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA sp_users TO sp_users_admin;
+GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA sp_users TO sp_users_admin;
 GRANT ALL ON ALL TABLES IN SCHEMA sp_users TO sp_users_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA sp_users TO sp_users_admin;
 
@@ -42,7 +44,7 @@ GRANT EXECUTE ON FUNCTION
     sp_users.session_exists(text),
     sp_users.is_banned(text), sp_users.get_ban(text), sp_users.list_active_bans(integer),
     sp_users.list_bans_by_source(text, integer), sp_users.list_bans_by_fingerprint(text),
-    sp_users.count_active_bans(), sp_users.ban_cache_info()
+    sp_users.count_active_bans(), sp_users.ban_cache_info(), sp_users.count_old_anonymous(integer)
 TO sp_users_readonly;
 
 -- Applications at request time: create/find users, sessions, is_banned, get_ban, ban_ip.
@@ -55,5 +57,6 @@ GRANT EXECUTE ON FUNCTION
     sp_users.list_sessions(uuid), sp_users.list_active_sessions(uuid), sp_users.list_recent_sessions(uuid, integer),
     sp_users.session_exists(text), sp_users.end_session(text), sp_users.end_all_sessions(uuid),
     sp_users.is_banned(text), sp_users.get_ban(text),
-    sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean)
+    sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean),
+    sp_users.create_anonymous(text)
 TO sp_users_app;

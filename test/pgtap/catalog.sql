@@ -10,8 +10,14 @@ SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
                 'every table has a COMMENT');
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                    WHERE p.pronamespace = 'sp_users'::regnamespace AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+                     AND p.prokind <> 'p'
                      AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=pg_catalog, pg_temp')$$,
                 'every SQL/PL/pgSQL function pins search_path = pg_catalog, pg_temp');
+-- A procedure that COMMITs may carry neither SET nor SECURITY DEFINER: it must stay an invoker
+-- that only calls the (pinned, definer) helpers.
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                   WHERE p.pronamespace = 'sp_users'::regnamespace AND p.prokind = 'p' AND p.prosecdef$$,
+                'procedures are SECURITY INVOKER');
 SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
                    WHERE p.pronamespace = 'sp_users'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
                 'PUBLIC cannot execute any sp_users function');

@@ -1,0 +1,256 @@
+-- Anonymous users and their clean-up. The clean-up runs as a procedure that commits between
+-- batches, scheduled by pg_cron inside the database (one job, sp_users_cleanup_anonymous).
+
+CREATE FUNCTION sp_users.create_anonymous(fingerprint text) RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    anon_email text;
+    new_id uuid;
+    result sp_users.users;
+BEGIN
+    IF fingerprint IS NULL OR btrim(fingerprint) = '' THEN
+        RAISE EXCEPTION 'fingerprint must not be empty' USING ERRCODE = '22023';
+    END IF;
+    anon_email := sp_users.normalize_email(fingerprint) || '@anonymous.local';
+    FOR attempt IN 1..8 LOOP
+        SELECT * INTO result FROM sp_users.users u WHERE u.email = anon_email;
+        IF FOUND THEN
+            RETURN result;
+        END IF;
+        -- ON CONFLICT waits for a concurrent creator of the same fingerprint, so racing callers
+        -- all end up with the one row that committed.
+        new_id := gen_random_uuid();
+        INSERT INTO sp_users.users (id, name, email, roles)
+        VALUES (new_id, 'anonymous_' || left(replace(new_id::text, '-', ''), 8), anon_email, '{anonymous}')
+        ON CONFLICT DO NOTHING
+        RETURNING * INTO result;
+        IF FOUND THEN
+            RETURN result;
+        END IF;
+        -- Either the fingerprint was created concurrently (found on the next pass) or the
+        -- 8-hex name collided with another anonymous user (retried with a new id).
+    END LOOP;
+    RAISE EXCEPTION 'could not create an anonymous user for fingerprint %', fingerprint USING ERRCODE = '40001';
+END
+$$;
+COMMENT ON FUNCTION sp_users.create_anonymous(text) IS
+'The anonymous user of a fingerprint, created on first use: email <fingerprint>@anonymous.local (trimmed, lower-cased), name anonymous_<first 8 hex of the id>, roles {anonymous}. Idempotent and race-safe: the same fingerprint always yields the same user, also under concurrent calls. Empty or NULL fingerprint raises 22023.';
+
+CREATE FUNCTION sp_users._retention(retention_days integer) RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF retention_days IS NULL OR retention_days < 0 THEN
+        RAISE EXCEPTION 'retention_days must be zero or more (got %)', coalesce(retention_days::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    RETURN now() - make_interval(days => retention_days);
+END
+$$;
+COMMENT ON FUNCTION sp_users._retention(integer) IS 'Internal: the creation cut-off for a retention in days (22023 when NULL or negative).';
+
+CREATE FUNCTION sp_users.count_old_anonymous(retention_days integer DEFAULT 30) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*) FROM sp_users.users u
+     WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
+       AND u.created_at < sp_users._retention($1)
+       AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                        WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.revoked_at IS NULL
+                          AND (s.expires_at IS NULL OR s.expires_at > now()))
+$$;
+COMMENT ON FUNCTION sp_users.count_old_anonymous(integer) IS
+'Anonymous users created more than retention_days days ago (strictly) that have no active session — what cleanup_old_anonymous would delete.';
+
+-- One batch: lock candidates (skipping rows locked by a concurrent start_session or FK check),
+-- then delete only those still without an active session under a fresh snapshot. A session
+-- started after the lock waits for us and then finds no user (P0002) instead of being orphaned.
+CREATE FUNCTION sp_users._cleanup_anonymous_batch(retention_days integer, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cutoff timestamptz := sp_users._retention(retention_days);
+    ids uuid[];
+    deleted bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    SELECT array_agg(c.id) INTO ids FROM (
+        SELECT u.id FROM sp_users.users u
+         WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+           AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                            WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.revoked_at IS NULL
+                              AND (s.expires_at IS NULL OR s.expires_at > now()))
+         ORDER BY u.created_at
+         LIMIT batch_size
+         FOR UPDATE SKIP LOCKED) c;
+    IF ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM sp_users.users u
+     WHERE u.id = ANY (ids)
+       AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                        WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.revoked_at IS NULL
+                          AND (s.expires_at IS NULL OR s.expires_at > now()));
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN deleted;
+END
+$$;
+COMMENT ON FUNCTION sp_users._cleanup_anonymous_batch(integer, integer) IS
+'Internal: deletes up to batch_size old anonymous users without an active session, race-safe against concurrent session starts.';
+
+CREATE FUNCTION sp_users.cleanup_old_anonymous(retention_days integer DEFAULT 30) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT sp_users._cleanup_anonymous_batch($1, 2147483647) $$;
+COMMENT ON FUNCTION sp_users.cleanup_old_anonymous(integer) IS
+'Deletes, in this transaction, every anonymous user created more than retention_days days ago that has no active session; never one with an active session, even one started concurrently (it is skipped, or the session start waits and then fails with P0002). Returns how many. For large backlogs use CALL sp_users.run_anonymous_cleanup, which commits between batches.';
+
+CREATE FUNCTION sp_users._job_run_start(job_name text, enforce boolean, details jsonb) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ INSERT INTO sp_users.job_runs (job_name, enforce, details) VALUES ($1, $2, $3) RETURNING id $$;
+COMMENT ON FUNCTION sp_users._job_run_start(text, boolean, jsonb) IS 'Internal: records the start of a clean-up run in job_runs.';
+
+CREATE FUNCTION sp_users._job_run_progress(run_id bigint, rows_affected bigint, batches integer, details jsonb, finished boolean)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE sp_users.job_runs
+       SET rows_affected = $2, batches = $3, details = job_runs.details || $4,
+           finished_at = CASE WHEN $5 THEN clock_timestamp() END
+     WHERE id = $1
+$$;
+COMMENT ON FUNCTION sp_users._job_run_progress(bigint, bigint, integer, jsonb, boolean) IS 'Internal: records the progress (or the end) of a clean-up run in job_runs.';
+
+-- A procedure that commits cannot be SECURITY DEFINER or carry a SET clause, so it only
+-- orchestrates: every read and write is done by the definer helpers above, schema-qualified.
+CREATE PROCEDURE sp_users.run_anonymous_cleanup(retention_days integer DEFAULT 30, enforce boolean DEFAULT true,
+                                                batch_size integer DEFAULT 5000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    run_id bigint;
+    n bigint;
+    total bigint := 0;
+    batches integer := 0;
+    sessions_ended bigint := 0;
+    started timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    PERFORM sp_users._retention(retention_days);
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    run_id := sp_users._job_run_start('sp_users_cleanup_anonymous', coalesce(enforce, true),
+        pg_catalog.jsonb_build_object('retention_days', retention_days, 'batch_size', batch_size));
+    COMMIT; -- the run is visible in job_runs while it works
+
+    IF enforce IS FALSE THEN
+        n := sp_users.count_old_anonymous(retention_days);
+        PERFORM sp_users._job_run_progress(run_id, n, 0, pg_catalog.jsonb_build_object('dry_run', true), true);
+        COMMIT;
+        RAISE NOTICE 'sp_users clean-up (dry run): % anonymous users would be deleted', n;
+        RETURN;
+    END IF;
+
+    sessions_ended := sp_users.cleanup_sessions();
+    COMMIT;
+    LOOP
+        n := sp_users._cleanup_anonymous_batch(retention_days, batch_size);
+        EXIT WHEN n = 0;
+        total := total + n;
+        batches := batches + 1;
+        PERFORM sp_users._job_run_progress(run_id, total, batches, '{}'::jsonb, false);
+        COMMIT;
+        RAISE NOTICE 'sp_users clean-up: batch % deleted % anonymous users (% so far)', batches, n, total;
+    END LOOP;
+    PERFORM sp_users._job_run_progress(run_id, total, batches,
+        pg_catalog.jsonb_build_object('sessions_ended', sessions_ended,
+                                      'seconds', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started)::numeric, 3)),
+        true);
+    COMMIT;
+    RAISE NOTICE 'sp_users clean-up: done, % anonymous users deleted in % batches, % expired sessions ended', total, batches, sessions_ended;
+END
+$$;
+COMMENT ON PROCEDURE sp_users.run_anonymous_cleanup(integer, boolean, integer) IS
+'CALL it (outside a transaction block): ends expired sessions, then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). enforce => false deletes nothing and records how many would go. Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
+
+-- pg_cron integration. pg_cron lives in one database (cron.database_name); its functions are
+-- called dynamically so this extension installs and works without it.
+CREATE FUNCTION sp_users._cron_command(retention_days integer, enforce boolean) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT format('CALL sp_users.run_anonymous_cleanup(retention_days => %s, enforce => %s)', $1, CASE WHEN $2 THEN 'true' ELSE 'false' END) $$;
+COMMENT ON FUNCTION sp_users._cron_command(integer, boolean) IS 'Internal: the command the clean-up job runs.';
+
+CREATE FUNCTION sp_users._require_cron(call_in_cron_db text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_db text := current_setting('cron.database_name', true);
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RETURN;
+    END IF;
+    IF cron_db IS NULL OR cron_db = '' THEN
+        RAISE EXCEPTION 'pg_cron is not available in this server'
+            USING ERRCODE = '0A000',
+                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name = ''' || current_database()
+                         || ''' in postgresql.conf, restart the server, then run CREATE EXTENSION pg_cron in that database.';
+    END IF;
+    IF cron_db <> current_database() THEN
+        RAISE EXCEPTION 'pg_cron runs in database "%", not in "%"', cron_db, current_database()
+            USING ERRCODE = '55000',
+                  HINT = format('Connect to database %I and run: %s', cron_db, call_in_cron_db);
+    END IF;
+    RAISE EXCEPTION 'pg_cron is preloaded but the extension is not created in database "%"', current_database()
+        USING ERRCODE = '0A000', HINT = 'Run CREATE EXTENSION pg_cron in this database.';
+END
+$$;
+COMMENT ON FUNCTION sp_users._require_cron(text) IS 'Internal: raises a clear error (with a HINT) unless pg_cron can schedule jobs from this database; where pg_cron lives in another database the HINT is the given call to run there.';
+
+CREATE FUNCTION sp_users.schedule_anonymous_cleanup(schedule text DEFAULT '0 * * * *', retention_days integer DEFAULT 30,
+                                                    enforce boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job_id bigint;
+BEGIN
+    PERFORM sp_users._retention(retention_days);
+    IF schedule IS NULL OR enforce IS NULL THEN
+        RAISE EXCEPTION 'schedule and enforce must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    PERFORM sp_users._require_cron(format('SELECT cron.schedule_in_database(%L, %L, %L, %L);', 'sp_users_cleanup_anonymous',
+                                          schedule, sp_users._cron_command(retention_days, enforce), current_database()));
+    -- cron.schedule with a job name updates that job in place when it exists.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+      USING 'sp_users_cleanup_anonymous', schedule, sp_users._cron_command(retention_days, enforce);
+    RETURN job_id;
+END
+$$;
+COMMENT ON FUNCTION sp_users.schedule_anonymous_cleanup(text, integer, boolean) IS
+'Schedules (or updates in place) the pg_cron job sp_users_cleanup_anonymous, which runs CALL sp_users.run_anonymous_cleanup(retention_days, enforce) on the cron schedule (default hourly). Returns the pg_cron job id. Without pg_cron: 0A000 with a HINT on enabling it; where pg_cron lives in another database: 55000 whose HINT is the exact cron.schedule_in_database(...) call to run there.';
+
+CREATE FUNCTION sp_users.unschedule_anonymous_cleanup() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    removed boolean;
+BEGIN
+    PERFORM sp_users._require_cron(format('SELECT cron.unschedule(%L);', 'sp_users_cleanup_anonymous'));
+    EXECUTE 'SELECT count(cron.unschedule(jobid)) > 0 FROM cron.job WHERE jobname = $1'
+       INTO removed USING 'sp_users_cleanup_anonymous';
+    RETURN removed;
+END
+$$;
+COMMENT ON FUNCTION sp_users.unschedule_anonymous_cleanup() IS 'Removes the pg_cron job sp_users_cleanup_anonymous; false when there was none. Same pg_cron errors as schedule_anonymous_cleanup.';
