@@ -142,7 +142,15 @@ DECLARE
     batches integer := 0;
     sessions_ended bigint := 0;
     started timestamptz := pg_catalog.clock_timestamp();
+    batch_started timestamptz;
+    pause_factor double precision;
 BEGIN
+    -- Throttle: after each batch, pause pause_factor x the batch's duration (3 = at most a quarter of a
+    -- core), so the request load keeps its throughput. SET sp_users.cleanup_pause_factor = 0 for full speed.
+    pause_factor := coalesce(NULLIF(pg_catalog.current_setting('sp_users.cleanup_pause_factor', true), '')::double precision, 3.0);
+    IF pause_factor < 0 OR pause_factor > 100 THEN
+        RAISE EXCEPTION 'sp_users.cleanup_pause_factor must be between 0 and 100 (got %)', pause_factor USING ERRCODE = '22023';
+    END IF;
     PERFORM sp_users._retention(retention_days);
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
@@ -162,6 +170,7 @@ BEGIN
     sessions_ended := sp_users.cleanup_sessions();
     COMMIT;
     LOOP
+        batch_started := pg_catalog.clock_timestamp();
         n := sp_users._cleanup_anonymous_batch(retention_days, batch_size);
         EXIT WHEN n = 0;
         total := total + n;
@@ -169,9 +178,12 @@ BEGIN
         PERFORM sp_users._job_run_progress(run_id, total, batches, '{}'::jsonb, false);
         COMMIT;
         RAISE NOTICE 'sp_users clean-up: batch % deleted % anonymous users (% so far)', batches, n, total;
+        IF pause_factor > 0 THEN
+            PERFORM pg_catalog.pg_sleep(pause_factor * pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - batch_started));
+        END IF;
     END LOOP;
     PERFORM sp_users._job_run_progress(run_id, total, batches,
-        pg_catalog.jsonb_build_object('sessions_ended', sessions_ended,
+        pg_catalog.jsonb_build_object('sessions_ended', sessions_ended, 'pause_factor', pause_factor,
                                       'seconds', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started)::numeric, 3)),
         true);
     COMMIT;
@@ -179,7 +191,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE sp_users.run_anonymous_cleanup(integer, boolean, integer) IS
-'CALL it (outside a transaction block): ends expired sessions, then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). enforce => false deletes nothing and records how many would go. Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
+'CALL it (outside a transaction block): ends expired sessions, then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). After each batch it pauses sp_users.cleanup_pause_factor (default 3) times the batch''s duration, so it takes at most about a quarter of a core; set it to 0 for full speed. enforce => false deletes nothing and records how many would go. Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
 
 -- pg_cron integration. pg_cron lives in one database (cron.database_name); its functions are
 -- called dynamically so this extension installs and works without it.

@@ -1,0 +1,46 @@
+// Merge planning: from the catalog's description of every column that holds a user id, the
+// ordered statements that move a source user's rows to a target user.
+#pragma once
+#include "core/core_guard.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sp::core {
+
+// A unique index (or constraint) on a referencing table that includes the user-id column.
+struct UniqueKey {
+    std::vector<std::string> other_columns; // the index's columns besides the user-id column
+    bool nulls_not_distinct = false;        // PostgreSQL 15 NULLS NOT DISTINCT
+};
+
+// One column that holds a user id: a foreign key to sp_users.users(id), or a registered column.
+struct Reference {
+    std::string schema;
+    std::string table;
+    std::string column;
+    std::string column_type;             // format_type() of the column, e.g. "uuid" or "text"
+    std::vector<UniqueKey> unique_keys;  // plain-column, non-partial unique indexes over `column`
+};
+
+// What to run for one reference. $1 is the source id and $2 the target id, both as text.
+struct MergeStep {
+    std::string key;        // "schema.table.column", as reported in the result
+    std::string dedupe_sql; // deletes source rows whose move would collide with a target row; empty if none can
+    std::string move_sql;   // moves the remaining source rows to the target
+};
+
+// Steps in a fixed order (by key), one per distinct reference, so concurrent merges take row
+// locks table by table in the same order. Policy on a unique collision: the target's row is
+// kept and the source's duplicate is deleted (and counted).
+std::vector<MergeStep> plan_merge(std::vector<Reference> refs);
+
+// SQL identifier quoting (always quoted: no keyword list needed, and case is preserved).
+std::string quote_ident(std::string_view ident);
+
+// A JSON string literal for `s` (assumes valid UTF-8, as PostgreSQL text is).
+std::string json_string(std::string_view s);
+
+} // namespace sp::core

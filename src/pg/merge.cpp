@@ -1,0 +1,182 @@
+// merge_users / promote_anonymous: discover every column that holds a user id (foreign keys to
+// sp_users.users(id) in any schema, plus registered columns), lock both users in id order, move
+// the source's rows table by table in a fixed order, then delete the source. One transaction.
+#include "core/merge_plan.hpp"
+#include "pg/pg_headers.hpp"
+#include "pg/spi.hpp"
+
+#include <map>
+
+extern "C" {
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+}
+
+using sp::pg::pg_call;
+using sp::pg::spi_exec;
+using sp::pg::spi_text;
+using sp::pg::SqlError;
+
+namespace {
+
+std::string uuid_text(const pg_uuid_t* u) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < UUID_LEN; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+        out += hex[u->data[i] >> 4];
+        out += hex[u->data[i] & 0xf];
+    }
+    return out;
+}
+
+const char* kReferencesSql =
+    "SELECT n.nspname::text, c.relname::text, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+    "       c.oid::text, a.attnum::text "
+    "  FROM (SELECT con.conrelid AS rel, con.conkey[1] AS attnum FROM pg_catalog.pg_constraint con "
+    "         WHERE con.contype = 'f' AND con.confrelid = 'sp_users.users'::pg_catalog.regclass "
+    "           AND pg_catalog.cardinality(con.conkey) = 1 AND con.conparentid = 0 "
+    "        UNION "
+    "        SELECT r.tbl::pg_catalog.oid, ra.attnum FROM sp_users.user_references r "
+    "          JOIN pg_catalog.pg_attribute ra ON ra.attrelid = r.tbl AND ra.attname = r.col AND NOT ra.attisdropped) ref "
+    "  JOIN pg_catalog.pg_class c ON c.oid = ref.rel "
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "  JOIN pg_catalog.pg_attribute a ON a.attrelid = ref.rel AND a.attnum = ref.attnum";
+
+// One row per (unique index over the column, other column of that index); attname NULL when the
+// index has no other column. Expression and partial indexes are left out (see README).
+const char* kUniqueKeysSql =
+    "SELECT i.indexrelid::text, i.indnullsnotdistinct::text, oa.attname::text "
+    "  FROM pg_catalog.pg_index i "
+    "  LEFT JOIN LATERAL (SELECT att.attname, k.ord FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord) "
+    "                       JOIN pg_catalog.pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = k.attnum "
+    "                      WHERE k.attnum OPERATOR(pg_catalog.<>) $2::pg_catalog.int2) oa ON true "
+    " WHERE i.indrelid = $1::pg_catalog.oid AND i.indisunique AND i.indexprs IS NULL AND i.indpred IS NULL "
+    "   AND $2::pg_catalog.int2 OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]) "
+    " ORDER BY i.indexrelid, oa.ord";
+
+std::vector<sp::core::Reference> load_references() {
+    std::vector<sp::core::Reference> refs;
+    sp::pg::SpiRows rows = spi_exec(kReferencesSql, {}, true);
+    std::vector<std::pair<std::string, std::string>> where; // (relid, attnum) per ref
+    for (uint64 i = 0; i < rows.count; ++i) {
+        sp::core::Reference r;
+        r.schema = spi_text(rows, i, 1).value_or("");
+        r.table = spi_text(rows, i, 2).value_or("");
+        r.column = spi_text(rows, i, 3).value_or("");
+        r.column_type = spi_text(rows, i, 4).value_or("uuid");
+        where.emplace_back(spi_text(rows, i, 5).value_or("0"), spi_text(rows, i, 6).value_or("0"));
+        refs.push_back(std::move(r));
+    }
+    for (std::size_t r = 0; r < refs.size(); ++r) {
+        sp::pg::SpiRows keys = spi_exec(kUniqueKeysSql, {where[r].first, where[r].second}, true);
+        std::string current;
+        for (uint64 i = 0; i < keys.count; ++i) {
+            std::string index = spi_text(keys, i, 1).value_or("");
+            if (index != current) {
+                current = index;
+                refs[r].unique_keys.push_back(sp::core::UniqueKey{{}, spi_text(keys, i, 2).value_or("false") == "true"});
+            }
+            if (auto other = spi_text(keys, i, 3)) refs[r].unique_keys.back().other_columns.push_back(*other);
+        }
+    }
+    return refs;
+}
+
+} // namespace
+
+// sp_users._merge(source uuid, target uuid, require_anonymous boolean)
+//   RETURNS TABLE (sessions bigint, total_rows bigint, tables jsonb)
+SP_FUNCTION(sp_users_merge) {
+    pg_uuid_t* source_arg = nullptr;
+    pg_uuid_t* target_arg = nullptr;
+    bool require_anonymous = false;
+    bool any_null = false;
+    pg_call([&] {
+        any_null = PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2);
+        if (any_null) return;
+        source_arg = PG_GETARG_UUID_P(0);
+        target_arg = PG_GETARG_UUID_P(1);
+        require_anonymous = PG_GETARG_BOOL(2);
+    });
+    if (any_null) throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "source and target must not be NULL");
+    const std::string source = uuid_text(source_arg);
+    const std::string target = uuid_text(target_arg);
+    if (source == target)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "cannot merge user " + source + " into itself: source and target must differ");
+
+    pg_call([] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    });
+
+    // Both users, locked in id order: two merges over the same pair, in either direction, queue
+    // up here instead of deadlocking later.
+    sp::pg::SpiRows users = spi_exec(
+        "SELECT u.id::text, (u.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role])::text "
+        "  FROM sp_users.users u "
+        " WHERE u.id OPERATOR(pg_catalog.=) ANY (ARRAY[$1::pg_catalog.uuid, $2::pg_catalog.uuid]) "
+        "   AND u.status OPERATOR(pg_catalog.<>) 'deleted' "
+        " ORDER BY u.id FOR UPDATE",
+        {source, target}, false);
+    bool have_source = false, have_target = false, source_anonymous = false, target_anonymous = false;
+    for (uint64 i = 0; i < users.count; ++i) {
+        std::string id = spi_text(users, i, 1).value_or("");
+        bool anonymous = spi_text(users, i, 2).value_or("false") == "true";
+        if (id == source) { have_source = true; source_anonymous = anonymous; }
+        if (id == target) { have_target = true; target_anonymous = anonymous; }
+    }
+    if (!have_source) throw SqlError(ERRCODE_NO_DATA_FOUND, "user not found: " + source);
+    if (!have_target) throw SqlError(ERRCODE_NO_DATA_FOUND, "user not found: " + target);
+    if (require_anonymous && !source_anonymous)
+        throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "user " + source + " is not anonymous; use an explicit admin merge instead",
+                       "sp_users.merge_users(source, target) merges any two users; it is meant for administrators.");
+
+    std::vector<sp::core::MergeStep> steps = sp::core::plan_merge(load_references());
+    std::map<std::string, long> moved, dropped;
+    long total = 0;
+    for (const sp::core::MergeStep& step : steps) {
+        pg_call([] { CHECK_FOR_INTERRUPTS(); });
+        if (!step.dedupe_sql.empty()) {
+            uint64 n = spi_exec(step.dedupe_sql.c_str(), {source, target}, false).count;
+            if (n > 0) dropped[step.key] = long(n);
+        }
+        long n = long(spi_exec(step.move_sql.c_str(), {source, target}, false).count);
+        moved[step.key] = n;
+        total += n;
+    }
+    spi_exec("DELETE FROM sp_users.users WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid", {source}, false);
+    if (!target_anonymous) // sessions of an anonymous visitor now belong to a registered user
+        spi_exec("UPDATE sp_users.user_sessions SET user_type = 'registered' "
+                 " WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid AND user_type OPERATOR(pg_catalog.=) 'anon'",
+                 {target}, false);
+
+    std::string json = "{";
+    for (const auto& [key, n] : moved) {
+        if (json.size() > 1) json += ", ";
+        json += sp::core::json_string(key) + ": " + std::to_string(n);
+    }
+    if (!dropped.empty()) {
+        json += std::string(json.size() > 1 ? ", " : "") + "\"dropped_duplicates\": {";
+        bool first = true;
+        for (const auto& [key, n] : dropped) {
+            json += std::string(first ? "" : ", ") + sp::core::json_string(key) + ": " + std::to_string(n);
+            first = false;
+        }
+        json += "}";
+    }
+    json += "}";
+    auto sessions_it = moved.find("sp_users.user_sessions.user_id");
+    const long sessions = sessions_it == moved.end() ? 0 : sessions_it->second;
+
+    Datum result = 0;
+    pg_call([&] {
+        SPI_finish();
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
+        desc = BlessTupleDesc(desc);
+        Datum values[3] = {Int64GetDatum(sessions), Int64GetDatum(total), DirectFunctionCall1(jsonb_in, CStringGetDatum(json.c_str()))};
+        bool nulls[3] = {false, false, false};
+        result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    });
+    return result;
+}
