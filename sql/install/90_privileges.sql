@@ -44,7 +44,8 @@ GRANT EXECUTE ON FUNCTION
     sp_users.session_exists(text),
     sp_users.is_banned(text), sp_users.get_ban(text), sp_users.list_active_bans(integer),
     sp_users.list_bans_by_source(text, integer), sp_users.list_bans_by_fingerprint(text),
-    sp_users.count_active_bans(), sp_users.ban_cache_info(), sp_users.count_old_anonymous(integer)
+    sp_users.count_active_bans(), sp_users.ban_cache_info(), sp_users.count_old_anonymous(integer),
+    sp_users.get_stats(), sp_users.count_by_status(), sp_users.count_by_role(), sp_users.count_with_breakdown()
 TO sp_users_readonly;
 
 -- Applications at request time: create/find users, sessions, is_banned, get_ban, ban_ip.

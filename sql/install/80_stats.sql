@@ -1,0 +1,100 @@
+-- Statistics: exact, from maintained counters (see src/pg/stats.cpp), folded by C++.
+
+CREATE TABLE sp_users.user_counts (
+    day     integer NOT NULL,                -- creation day, days since 2000-01-01 UTC
+    status  sp_users.user_status NOT NULL,
+    roles   smallint NOT NULL,               -- bit per role: 1 admin, 2 user, 4 anonymous
+    is_bot  boolean NOT NULL,
+    shard   smallint NOT NULL,               -- writer backend's pid mod 16: concurrent writers rarely share a row
+    n       bigint NOT NULL,
+    PRIMARY KEY (day, status, roles, is_bot, shard)
+);
+COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards). Written by triggers on sp_users.users in the same transaction, so exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
+
+CREATE FUNCTION sp_users._count_row() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_count_row' LANGUAGE C;
+COMMENT ON FUNCTION sp_users._count_row() IS 'Trigger: records a +1/-1 counter delta for an inserted, deleted or changed user (in backend memory, no SQL per row).';
+CREATE FUNCTION sp_users._count_flush() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_count_flush' LANGUAGE C;
+COMMENT ON FUNCTION sp_users._count_flush() IS 'Trigger: writes the statement''s counter deltas into sp_users.user_counts, one upsert per distinct key.';
+CREATE FUNCTION sp_users._count_truncate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN DELETE FROM sp_users.user_counts; RETURN NULL; END $$;
+COMMENT ON FUNCTION sp_users._count_truncate() IS 'Trigger: empties the counters when sp_users.users is truncated.';
+
+CREATE TRIGGER users_count_row AFTER INSERT OR UPDATE OR DELETE ON sp_users.users
+    FOR EACH ROW EXECUTE FUNCTION sp_users._count_row();
+CREATE TRIGGER users_count_flush AFTER INSERT OR UPDATE OR DELETE ON sp_users.users
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_flush();
+CREATE TRIGGER users_count_truncate AFTER TRUNCATE ON sp_users.users
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_truncate();
+
+CREATE FUNCTION sp_users.rebuild_user_counts() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    LOCK TABLE sp_users.users IN SHARE MODE; -- no writer may slip between the count and the swap
+    DELETE FROM sp_users.user_counts;
+    INSERT INTO sp_users.user_counts (day, status, roles, is_bot, shard, n)
+    SELECT floor(extract(epoch FROM u.created_at - timestamptz '2000-01-01 00:00:00+00') / 86400)::integer,
+           u.status,
+           (SELECT coalesce(sum(DISTINCT (1 << (array_position(enum_range(NULL::sp_users.user_role), r) - 1))), 0)::smallint
+              FROM unnest(u.roles) AS r),
+           coalesce(u.is_bot, false), 0, count(*)
+      FROM sp_users.users u
+     GROUP BY 1, 2, 3, 4;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION sp_users.rebuild_user_counts() IS 'Recomputes sp_users.user_counts from sp_users.users (and folds the shards); returns the number of counter rows. Needed only after the counter triggers were disabled.';
+
+CREATE FUNCTION sp_users._stats(OUT total bigint, OUT created_24h bigint, OUT created_7d bigint, OUT created_30d bigint,
+                                OUT active bigint, OUT suspended bigint, OUT admins bigint, OUT anonymous bigint, OUT bots bigint,
+                                OUT oldest_user timestamptz, OUT newest_user timestamptz, OUT by_status jsonb, OUT by_role jsonb)
+AS 'MODULE_PATHNAME', 'sp_users_stats'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION sp_users._stats() IS 'Internal: every statistic in one call, folded in C++ from sp_users.user_counts plus exact counts on each window''s boundary day.';
+
+CREATE FUNCTION sp_users.get_stats(OUT total bigint, OUT created_24h bigint, OUT created_7d bigint, OUT created_30d bigint,
+                                   OUT active bigint, OUT suspended bigint, OUT admins bigint, OUT anonymous bigint, OUT bots bigint,
+                                   OUT oldest_user timestamptz, OUT newest_user timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.total, s.created_24h, s.created_7d, s.created_30d, s.active, s.suspended, s.admins, s.anonymous, s.bots,
+           s.oldest_user, s.newest_user
+      FROM sp_users._stats() s
+$$;
+COMMENT ON FUNCTION sp_users.get_stats() IS
+'User statistics over non-deleted users: total; created in the last 24 hours / 7 days / 30 days (created_at > now() - window); active; suspended; holding admin; holding anonymous; bots; oldest and newest created_at. Exact in the caller''s snapshot, from maintained counters (no scan of the users table).';
+
+CREATE FUNCTION sp_users.count_by_status() RETURNS TABLE (status sp_users.user_status, count bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.key::sp_users.user_status, e.value::bigint
+      FROM sp_users._stats() s, jsonb_each_text(s.by_status) AS e(key, value)
+     ORDER BY e.value::bigint DESC, e.key::sp_users.user_status
+$$;
+COMMENT ON FUNCTION sp_users.count_by_status() IS 'Number of users per status (deleted excluded; statuses with no user omitted), largest first.';
+
+CREATE FUNCTION sp_users.count_by_role() RETURNS TABLE (role sp_users.user_role, count bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.key::sp_users.user_role, e.value::bigint
+      FROM sp_users._stats() s, jsonb_each_text(s.by_role) AS e(key, value)
+     ORDER BY e.value::bigint DESC, e.key::sp_users.user_role
+$$;
+COMMENT ON FUNCTION sp_users.count_by_role() IS 'Number of (non-deleted) users holding each role, largest first; a user with several roles counts once per role.';
+
+CREATE FUNCTION sp_users.count_with_breakdown(OUT total bigint, OUT by_status jsonb, OUT by_role jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT s.total, s.by_status, s.by_role FROM sp_users._stats() s $$;
+COMMENT ON FUNCTION sp_users.count_with_breakdown() IS 'Total users with the per-status and per-role counts as JSON objects, e.g. {"active": 10, "suspended": 1}.';

@@ -1,0 +1,104 @@
+-- pgTAP: every statistic equals plain SQL over sp_users.users, over random data, after inserts,
+-- updates, soft and hard deletes, merges, rolled-back savepoints and window boundaries.
+BEGIN;
+SELECT no_plan();
+
+SELECT is(enum_range(NULL::sp_users.user_status)::text, '{active,inactive,suspended,pending,deleted,temporary}', 'status order the C++ fold relies on');
+SELECT is(enum_range(NULL::sp_users.user_role)::text, '{admin,user,anonymous}', 'role order the C++ fold relies on');
+
+CREATE FUNCTION pg_temp.expected() RETURNS TABLE (total bigint, created_24h bigint, created_7d bigint, created_30d bigint, active bigint,
+    suspended bigint, admins bigint, anonymous bigint, bots bigint, oldest_user timestamptz, newest_user timestamptz)
+LANGUAGE sql AS $$
+    SELECT count(*), count(*) FILTER (WHERE created_at > now() - interval '24 hours'),
+           count(*) FILTER (WHERE created_at > now() - interval '7 days'), count(*) FILTER (WHERE created_at > now() - interval '30 days'),
+           count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status = 'suspended'),
+           count(*) FILTER (WHERE 'admin' = ANY (roles)), count(*) FILTER (WHERE 'anonymous' = ANY (roles)),
+           count(*) FILTER (WHERE is_bot), min(created_at), max(created_at)
+      FROM sp_users.users WHERE status <> 'deleted'
+$$;
+CREATE FUNCTION pg_temp.check(label text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NEXT is((SELECT row(s.*)::text FROM sp_users.get_stats() s), (SELECT row(e.*)::text FROM pg_temp.expected() e), label || ': get_stats');
+    RETURN NEXT is((SELECT array_agg(row(c.*)::text ORDER BY c.count DESC, c.status) FROM sp_users.count_by_status() c),
+                   (SELECT array_agg(row(status, n)::text ORDER BY n DESC, status) FROM (SELECT status, count(*) AS n FROM sp_users.users WHERE status <> 'deleted' GROUP BY status) x),
+                   label || ': count_by_status');
+    RETURN NEXT is((SELECT array_agg(row(c.*)::text ORDER BY c.count DESC, c.role) FROM sp_users.count_by_role() c),
+                   (SELECT array_agg(row(r, n)::text ORDER BY n DESC, r) FROM (SELECT r, count(*) AS n FROM sp_users.users, unnest(roles) r WHERE status <> 'deleted' GROUP BY r) x),
+                   label || ': count_by_role');
+    RETURN NEXT is((SELECT total FROM sp_users.count_with_breakdown()), (SELECT total FROM pg_temp.expected()), label || ': count_with_breakdown total');
+END
+$$;
+
+SELECT * FROM pg_temp.check('empty');
+SELECT is((SELECT count(*)::int FROM sp_users.count_by_status()), 0, 'no statuses when empty');
+
+-- Random users around every window boundary (exactly 24 h / 7 d / 30 d ago, a microsecond either side).
+SELECT setseed(0.17);
+INSERT INTO sp_users.users (name, email, status, roles, is_bot, created_at)
+SELECT 'u' || i, 'u' || i || '@example.com',
+       (enum_range(NULL::sp_users.user_status))[1 + (random() * 5)::int],
+       (ARRAY['{user}', '{user,admin}', '{anonymous}', '{admin}', '{user,anonymous}'])[1 + (random() * 4)::int]::sp_users.user_role[],
+       random() < 0.1,
+       CASE i % 7 WHEN 0 THEN now() - interval '24 hours' WHEN 1 THEN now() - interval '24 hours' - interval '1 microsecond'
+                  WHEN 2 THEN now() - interval '7 days' + interval '1 microsecond' WHEN 3 THEN now() - interval '30 days'
+                  ELSE now() - random() * interval '400 days' END
+  FROM generate_series(1, 3000) i;
+SELECT * FROM pg_temp.check('random insert');
+
+UPDATE sp_users.users SET status = 'suspended' WHERE name LIKE 'u1%';
+UPDATE sp_users.users SET roles = '{user,admin}', is_bot = NOT is_bot WHERE name LIKE 'u2%';
+UPDATE sp_users.users SET created_at = created_at - interval '3 days' WHERE name LIKE 'u3%';
+SELECT * FROM pg_temp.check('after updates');
+
+SELECT sp_users.bulk_delete(ARRAY(SELECT id FROM sp_users.users WHERE name LIKE 'u4%'));
+DELETE FROM sp_users.users WHERE name LIKE 'u5%';
+SELECT * FROM pg_temp.check('after soft and hard deletes');
+
+SAVEPOINT before_rollback;
+INSERT INTO sp_users.users (name, email) SELECT 'r' || i, 'r' || i || '@example.com' FROM generate_series(1, 500) i;
+UPDATE sp_users.users SET status = 'pending' WHERE name LIKE 'u6%';
+ROLLBACK TO SAVEPOINT before_rollback;
+SELECT * FROM pg_temp.check('after a rolled-back savepoint');
+
+-- A failing statement inside a caught exception block leaves no trace in the counters.
+DO $$
+BEGIN
+    BEGIN
+        INSERT INTO sp_users.users (name, email) VALUES ('x1', 'x1@example.com'), ('x2', 'not-an-email');
+    EXCEPTION WHEN check_violation THEN NULL;
+    END;
+END $$;
+SELECT * FROM pg_temp.check('after a failed statement');
+
+-- An AFTER ROW trigger that fires after ours (name order) and raises: our deltas for that statement
+-- were already recorded in memory and must be dropped with the aborted subtransaction.
+CREATE FUNCTION pg_temp.boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.name = 'boom' THEN RAISE EXCEPTION 'boom'; END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER zz_boom AFTER INSERT ON sp_users.users FOR EACH ROW EXECUTE FUNCTION pg_temp.boom();
+DO $$
+BEGIN
+    BEGIN
+        INSERT INTO sp_users.users (name, email) VALUES ('fine', 'fine@example.com'), ('boom', 'boom@example.com');
+    EXCEPTION WHEN raise_exception THEN NULL;
+    END;
+    INSERT INTO sp_users.users (name, email) VALUES ('after', 'after@example.com');
+END $$;
+DROP TRIGGER zz_boom ON sp_users.users;
+SELECT is((SELECT count(*)::int FROM sp_users.users WHERE name IN ('fine', 'boom', 'after')), 1, 'only the later insert survived');
+SELECT * FROM pg_temp.check('after an aborted subtransaction with recorded deltas');
+
+SELECT sp_users.merge_users((SELECT id FROM sp_users.users WHERE name = 'u7' ), (SELECT id FROM sp_users.users WHERE name = 'u8'))
+ WHERE EXISTS (SELECT 1 FROM sp_users.users WHERE name = 'u7' AND status <> 'deleted') AND EXISTS (SELECT 1 FROM sp_users.users WHERE name = 'u8' AND status <> 'deleted');
+SELECT sp_users.create_anonymous('stats-fp');
+SELECT * FROM pg_temp.check('after merge and create_anonymous');
+
+SELECT is(sp_users.rebuild_user_counts() > 0, true, 'rebuild_user_counts');
+SELECT * FROM pg_temp.check('after rebuild');
+TRUNCATE sp_users.users CASCADE;
+SELECT * FROM pg_temp.check('after truncate');
+
+SELECT * FROM finish();
+ROLLBACK;
