@@ -6,22 +6,19 @@ COMMENT ON TYPE sp_users.user_status IS 'Lifecycle state of a user; ''deleted'' 
 CREATE TYPE sp_users.user_role AS ENUM ('admin', 'user', 'anonymous');
 COMMENT ON TYPE sp_users.user_role IS 'Role of a user; a user holds a non-empty set of distinct roles.';
 
+-- A SQL-standard body: bound when created (no search_path lookup at run time, nothing to
+-- hijack) and inlined into the CHECK below, so an INSERT does not parse a function body.
 CREATE FUNCTION sp_users.normalize_email(email text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT lower(btrim(email, E' \t\r\n\f\v')) $$;
+BEGIN ATOMIC
+    SELECT pg_catalog.lower(pg_catalog.btrim(email, E' \t\r\n\f\v'));
+END;
 COMMENT ON FUNCTION sp_users.normalize_email(text) IS
 'The stored form of an email address: surrounding whitespace removed, lower-cased. sp_users.users enforces it with a CHECK.';
 
 CREATE FUNCTION sp_users._roles_valid(roles sp_users.user_role[]) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT roles IS NOT NULL
-       AND cardinality(roles) > 0
-       AND array_position(roles, NULL) IS NULL
-       AND cardinality(roles) = (SELECT count(DISTINCT r) FROM unnest(roles) AS r)
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_roles_valid'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._roles_valid(sp_users.user_role[]) IS
 'Internal: true when a role array is non-empty, has no NULL and no duplicate (the CHECK on sp_users.users.roles).';
 

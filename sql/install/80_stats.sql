@@ -8,25 +8,24 @@ CREATE TABLE sp_users.user_counts (
     shard   smallint NOT NULL,               -- writer backend's pid mod 16: concurrent writers rarely share a row
     n       bigint NOT NULL,
     PRIMARY KEY (day, status, roles, is_bot, shard)
-);
+) WITH (fillfactor = 20); -- room on every page, so the constant +1/-1 updates stay HOT (no index insertion)
 COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards). Written by triggers on sp_users.users in the same transaction, so exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
 
-CREATE FUNCTION sp_users._count_row() RETURNS trigger
-AS 'MODULE_PATHNAME', 'sp_users_count_row' LANGUAGE C;
-COMMENT ON FUNCTION sp_users._count_row() IS 'Trigger: records a +1/-1 counter delta for an inserted, deleted or changed user (in backend memory, no SQL per row).';
-CREATE FUNCTION sp_users._count_flush() RETURNS trigger
-AS 'MODULE_PATHNAME', 'sp_users_count_flush' LANGUAGE C;
-COMMENT ON FUNCTION sp_users._count_flush() IS 'Trigger: writes the statement''s counter deltas into sp_users.user_counts, one upsert per distinct key.';
+CREATE FUNCTION sp_users._count_statement() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_count_statement' LANGUAGE C;
+COMMENT ON FUNCTION sp_users._count_statement() IS 'Trigger: folds a statement''s inserted, updated or deleted users (its transition tables) into counter deltas and writes one update per key into sp_users.user_counts.';
 CREATE FUNCTION sp_users._count_truncate() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN DELETE FROM sp_users.user_counts; RETURN NULL; END $$;
 COMMENT ON FUNCTION sp_users._count_truncate() IS 'Trigger: empties the counters when sp_users.users is truncated.';
 
-CREATE TRIGGER users_count_row AFTER INSERT OR UPDATE OR DELETE ON sp_users.users
-    FOR EACH ROW EXECUTE FUNCTION sp_users._count_row();
-CREATE TRIGGER users_count_flush AFTER INSERT OR UPDATE OR DELETE ON sp_users.users
-    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_flush();
+CREATE TRIGGER users_count_insert AFTER INSERT ON sp_users.users REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_statement();
+CREATE TRIGGER users_count_update AFTER UPDATE ON sp_users.users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_statement();
+CREATE TRIGGER users_count_delete AFTER DELETE ON sp_users.users REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_statement();
 CREATE TRIGGER users_count_truncate AFTER TRUNCATE ON sp_users.users
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_truncate();
 

@@ -2,7 +2,6 @@
 // own invalidation callback the first time it loads the library.
 #include "pg/ban_cache.hpp"
 #include "pg/pg_headers.hpp"
-#include "pg/stats.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -11,5 +10,4 @@ void _PG_init(void);
 
 void _PG_init(void) {
     sp::pg::ban_cache::register_callbacks();
-    sp::pg::stats::register_callbacks();
 }

@@ -1,11 +1,10 @@
 // Statistics. sp_users.user_counts holds, per (creation day, status, role set, bot flag, shard),
-// how many users there are. A row trigger on sp_users.users adds +1/-1 deltas to a backend-local
-// list (no SQL per row); a statement trigger flushes them, one upsert per distinct key, into the
-// row of this backend's shard (so concurrent writers rarely wait on one counter row). The counters
-// are ordinary MVCC rows written in the same transaction as the users they count, so a reader sees
-// exactly the counts that match the users its snapshot sees.
-#include "pg/stats.hpp"
-
+// how many users there are. Statement-level triggers on sp_users.users receive the statement's
+// transition tables, fold them into +/- deltas per key in C++, and write one update per key into
+// the row of this backend's shard (so concurrent writers rarely wait on one counter row). The
+// counters are ordinary MVCC rows written in the same transaction as the users they count, so a
+// reader sees exactly the counts that match the users its snapshot sees; an aborted statement or
+// subtransaction takes its counter updates with it.
 #include "core/stats.hpp"
 #include "pg/pg_headers.hpp"
 #include "pg/spi.hpp"
@@ -39,28 +38,6 @@ struct Key {
     }
     bool operator==(const Key& o) const noexcept { return day == o.day && status == o.status && roles == o.roles && is_bot == o.is_bot; }
 };
-
-// Deltas not yet flushed, folded per (subtransaction nesting level, key): memory is bounded by
-// the number of distinct keys a statement touches, not by its rows.
-using Pending = std::map<std::pair<int, Key>, int64>;
-
-Pending& pending() {
-    static Pending deltas;
-    return deltas;
-}
-
-void on_xact(XactEvent event, void*) {
-    if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_COMMIT ||
-        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE)
-        pending().clear(); // flushed at every statement end; anything left belongs to a failed statement
-}
-
-void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-    if (event != SUBXACT_EVENT_ABORT_SUB) return;
-    const int level = GetCurrentTransactionNestLevel();
-    Pending& deltas = pending();
-    deltas.erase(deltas.lower_bound({level, Key{INT32_MIN, 0, 0, false}}), deltas.end());
-}
 
 // Role bit of an enum value: its position in sp_users.user_role (sort order 1, 2, 3, ...).
 int16 role_bit(Oid role) {
@@ -96,7 +73,8 @@ Key key_of(HeapTuple tuple, TupleDesc desc) {
 }
 
 struct FlushPlan {
-    SPIPlanPtr plan = nullptr;
+    SPIPlanPtr update = nullptr; // the common case: the key's row exists
+    SPIPlanPtr insert = nullptr; // first delta for a key (ON CONFLICT: a concurrent first insert)
     Oid status_type = InvalidOid;
 };
 
@@ -105,53 +83,50 @@ FlushPlan& flush_plan() {
     return p;
 }
 
+// PostgreSQL side: appends one key (and its sign) per row of a transition table.
+void collect(Tuplestorestate* rows, TupleDesc desc, int sign, Key* keys, int* signs, int& count, int capacity) {
+    if (rows == nullptr) return;
+    TupleTableSlot* slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+    int reader = tuplestore_alloc_read_pointer(rows, 0);
+    tuplestore_select_read_pointer(rows, reader);
+    while (count < capacity && tuplestore_gettupleslot(rows, true, false, slot)) {
+        bool should_free = false;
+        HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+        keys[count] = key_of(tuple, desc);
+        signs[count] = sign;
+        ++count;
+        if (should_free) heap_freetuple(tuple);
+    }
+    tuplestore_select_read_pointer(rows, 0);
+    ExecDropSingleTupleTableSlot(slot);
+}
+
 } // namespace
 
-namespace sp::pg::stats {
-void register_callbacks() noexcept {
-    RegisterXactCallback(on_xact, nullptr);
-    RegisterSubXactCallback(on_subxact, nullptr);
-}
-} // namespace sp::pg::stats
-
-// AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW on sp_users.users.
-SP_FUNCTION(sp_users_count_row) {
-    Key minus{}, plus{};
-    bool has_minus = false, has_plus = false;
-    pg_call([&] {
-        if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "sp_users_count_row: not called as a trigger");
-        auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-        TupleDesc desc = td->tg_relation->rd_att;
-        if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
-            plus = key_of(td->tg_trigtuple, desc);
-            has_plus = true;
-        } else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
-            minus = key_of(td->tg_trigtuple, desc);
-            has_minus = true;
-        } else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
-            minus = key_of(td->tg_trigtuple, desc);
-            plus = key_of(td->tg_newtuple, desc);
-            has_minus = has_plus = !(minus == plus); // most updates do not move a user between counters
-        }
-    });
-    const int level = GetCurrentTransactionNestLevel();
-    if (has_minus) pending()[{level, minus}] -= 1;
-    if (has_plus) pending()[{level, plus}] += 1;
-    return PointerGetDatum(nullptr);
-}
-
-// AFTER INSERT OR UPDATE OR DELETE ... FOR EACH STATEMENT on sp_users.users: one upsert per key.
-SP_FUNCTION(sp_users_count_flush) {
+// AFTER INSERT / UPDATE / DELETE ... REFERENCING ... FOR EACH STATEMENT on sp_users.users:
+// fold the statement's rows into deltas per key, then one counter update per key.
+SP_FUNCTION(sp_users_count_statement) {
     Relation rel = nullptr;
+    Key* keys = nullptr;
+    int* signs = nullptr;
+    int count = 0;
     pg_call([&] {
-        if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "sp_users_count_flush: not called as a trigger");
-        rel = reinterpret_cast<TriggerData*>(fcinfo->context)->tg_relation;
+        if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "sp_users_count_statement: not called as a trigger");
+        auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+        rel = td->tg_relation;
+        TupleDesc desc = rel->rd_att;
+        int64 rows_old = td->tg_oldtable ? tuplestore_tuple_count(td->tg_oldtable) : 0;
+        int64 rows_new = td->tg_newtable ? tuplestore_tuple_count(td->tg_newtable) : 0;
+        int capacity = int(rows_old + rows_new);
+        if (capacity == 0) return;
+        keys = static_cast<Key*>(MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Key) * std::size_t(capacity)));
+        signs = static_cast<int*>(MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * std::size_t(capacity)));
+        collect(td->tg_oldtable, desc, -1, keys, signs, count, capacity);
+        collect(td->tg_newtable, desc, +1, keys, signs, count, capacity);
     });
-    Pending& deltas = pending();
-    if (deltas.empty()) return PointerGetDatum(nullptr);
+    if (count == 0) return PointerGetDatum(nullptr);
     std::map<Key, int64> folded;
-    for (const auto& [level_key, n] : deltas) folded[level_key.second] += n;
-    deltas.clear();
+    for (int i = 0; i < count; ++i) folded[keys[i]] += signs[i];
 
     FlushPlan& fp = flush_plan();
     pg_call([&] {
@@ -163,17 +138,25 @@ SP_FUNCTION(sp_users_count_flush) {
         GetUserIdAndSecContext(&saved_user, &saved_sec);
         SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-        if (fp.plan == nullptr || fp.status_type != status_type) {
-            if (fp.plan) SPI_freeplan(fp.plan);
-            fp.plan = nullptr;
+        if (fp.update == nullptr || fp.status_type != status_type) {
+            if (fp.update) SPI_freeplan(fp.update);
+            if (fp.insert) SPI_freeplan(fp.insert);
+            fp.update = fp.insert = nullptr;
             Oid types[6] = {INT4OID, status_type, INT2OID, BOOLOID, INT2OID, INT8OID};
-            SPIPlanPtr plan = SPI_prepare(
+            SPIPlanPtr update = SPI_prepare(
+                "UPDATE sp_users.user_counts SET n = n OPERATOR(pg_catalog.+) $6 "
+                " WHERE day OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) $2 AND roles OPERATOR(pg_catalog.=) $3 "
+                "   AND is_bot OPERATOR(pg_catalog.=) $4 AND shard OPERATOR(pg_catalog.=) $5",
+                6, types);
+            SPIPlanPtr insert = SPI_prepare(
                 "INSERT INTO sp_users.user_counts AS c (day, status, roles, is_bot, shard, n) VALUES ($1, $2, $3, $4, $5, $6) "
                 "ON CONFLICT (day, status, roles, is_bot, shard) DO UPDATE SET n = c.n OPERATOR(pg_catalog.+) EXCLUDED.n",
                 6, types);
-            if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            SPI_keepplan(plan);
-            fp.plan = plan;
+            if (update == nullptr || insert == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+            SPI_keepplan(update);
+            SPI_keepplan(insert);
+            fp.update = update;
+            fp.insert = insert;
             fp.status_type = status_type;
         }
         const int16 shard = int16(MyProcPid % kShards);
@@ -181,11 +164,14 @@ SP_FUNCTION(sp_users_count_flush) {
             if (n == 0) continue;
             Datum values[6] = {Int32GetDatum(key.day), ObjectIdGetDatum(key.status), Int16GetDatum(key.roles),
                                BoolGetDatum(key.is_bot), Int16GetDatum(shard), Int64GetDatum(n)};
-            int rc = SPI_execute_plan(fp.plan, values, nullptr, false, 0);
-            if (rc != SPI_OK_INSERT) elog(ERROR, "sp_users: counter upsert failed (%s)", SPI_result_code_string(rc));
+            int rc = SPI_execute_plan(fp.update, values, nullptr, false, 0);
+            if (rc == SPI_OK_UPDATE && SPI_processed == 0) rc = SPI_execute_plan(fp.insert, values, nullptr, false, 0);
+            if (rc != SPI_OK_UPDATE && rc != SPI_OK_INSERT) elog(ERROR, "sp_users: counter update failed (%s)", SPI_result_code_string(rc));
         }
         SPI_finish();
         SetUserIdAndSecContext(saved_user, saved_sec);
+        pfree(keys);
+        pfree(signs);
     });
     return PointerGetDatum(nullptr);
 }
@@ -206,9 +192,10 @@ const int64 kWindowsUs[3] = {24LL * 3600 * 1000000, 7LL * 86400 * 1000000, 30LL 
 // oldest/newest creation times, all under the caller's snapshot.
 void load(Loaded& out, const int32 boundary_day[3], const TimestampTz boundary[3]) {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    int rc = SPI_execute("SELECT c.day, pg_catalog.array_position(pg_catalog.enum_range(NULL::sp_users.user_status), c.status) - 1, "
-                         "       c.roles, c.is_bot, c.n FROM sp_users.user_counts c "
-                         " WHERE c.n OPERATOR(pg_catalog.<>) 0",
+    // enum_range() scans pg_enum: evaluate it once, not per counter row.
+    int rc = SPI_execute("WITH e AS MATERIALIZED (SELECT pg_catalog.enum_range(NULL::sp_users.user_status) AS r) "
+                         "SELECT c.day, pg_catalog.array_position(e.r, c.status) - 1, c.roles, c.is_bot, c.n "
+                         "  FROM sp_users.user_counts c, e WHERE c.n OPERATOR(pg_catalog.<>) 0",
                          true, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "sp_users: reading user_counts failed");
     out.count = SPI_processed;

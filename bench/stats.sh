@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Statistics benchmark, one run: 1 000 000 users with a realistic mix; median of 5 timings each of
+# (a) the seed's SQL (get_stats query + its three breakdown queries) and (b) sp_users.get_stats()
+# + sp_users.count_with_breakdown(); then create_user throughput with the counter triggers on vs
+# off (pgbench -c 2 -j 2, alternating, 10 s each, twice).
+#   bench/stats.sh [users, default 1000000]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+USERS=${1:-1000000}
+DB=sp_users_bench_stats
+OUT=bench/out/stats; mkdir -p "$OUT"
+scripts/pgdev start >/dev/null
+eval "$(scripts/pgdev env)"
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+echo "loading $USERS users ..."
+psql -X -q -v ON_ERROR_STOP=1 -d $DB <<SQL
+CREATE EXTENSION sp_users;
+SELECT setseed(0.5);
+INSERT INTO sp_users.users (name, email, status, roles, is_bot, created_at)
+SELECT 'user' || i, 'user' || i || '@example.com',
+       CASE WHEN r < 0.85 THEN 'active' WHEN r < 0.90 THEN 'inactive' WHEN r < 0.94 THEN 'suspended'
+            WHEN r < 0.97 THEN 'pending' WHEN r < 0.99 THEN 'deleted' ELSE 'temporary' END::sp_users.user_status,
+       CASE WHEN i % 100 = 0 THEN '{user,admin}' WHEN i % 5 = 0 THEN '{anonymous}' ELSE '{user}' END::sp_users.user_role[],
+       i % 33 = 0,
+       now() - random() * interval '1100 days'
+  FROM (SELECT i, random() AS r FROM generate_series(1, $USERS) i) s;
+VACUUM ANALYZE sp_users.users;
+SELECT count(*) AS counter_rows FROM sp_users.user_counts;
+SQL
+
+psql -X -q -d $DB <<'SQL' 2>&1 | sed -n 's/^NOTICE:  //p' | tee "$OUT/timings.txt"
+DO $$
+DECLARE
+    t timestamptz;
+    seed_stats float8[] := '{}'; seed_breakdown float8[] := '{}'; ours_stats float8[] := '{}'; ours_breakdown float8[] := '{}';
+    med float8[];
+BEGIN
+    FOR i IN 1..5 LOOP
+        t := clock_timestamp();
+        PERFORM count(*), count(*) FILTER (WHERE created_at > now() - interval '24 hours'),
+                count(*) FILTER (WHERE created_at > now() - interval '7 days'), count(*) FILTER (WHERE created_at > now() - interval '30 days'),
+                count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status = 'suspended'),
+                count(*) FILTER (WHERE 'admin' = ANY (roles)), count(*) FILTER (WHERE 'anonymous' = ANY (roles)),
+                count(*) FILTER (WHERE is_bot), min(created_at), max(created_at)
+           FROM sp_users.users WHERE status <> 'deleted';
+        seed_stats := seed_stats || extract(epoch FROM clock_timestamp() - t) * 1000;
+        t := clock_timestamp();
+        PERFORM count(*) FROM sp_users.users WHERE status <> 'deleted';
+        PERFORM status, count(*) FROM sp_users.users WHERE status <> 'deleted' GROUP BY status ORDER BY 2 DESC;
+        PERFORM r, count(*) FROM sp_users.users, unnest(roles) r WHERE status <> 'deleted' GROUP BY r ORDER BY 2 DESC;
+        seed_breakdown := seed_breakdown || extract(epoch FROM clock_timestamp() - t) * 1000;
+        t := clock_timestamp();
+        PERFORM * FROM sp_users.get_stats();
+        ours_stats := ours_stats || extract(epoch FROM clock_timestamp() - t) * 1000;
+        t := clock_timestamp();
+        PERFORM * FROM sp_users.count_with_breakdown();
+        ours_breakdown := ours_breakdown || extract(epoch FROM clock_timestamp() - t) * 1000;
+    END LOOP;
+    SELECT ARRAY[percentile_cont(0.5) WITHIN GROUP (ORDER BY a), percentile_cont(0.5) WITHIN GROUP (ORDER BY b),
+                 percentile_cont(0.5) WITHIN GROUP (ORDER BY c), percentile_cont(0.5) WITHIN GROUP (ORDER BY d)]
+      INTO med FROM unnest(seed_stats, seed_breakdown, ours_stats, ours_breakdown) AS x(a, b, c, d);
+    RAISE NOTICE '%', format('%-46s %10s', 'median of 5 runs', 'ms');
+    RAISE NOTICE '%', format('%-46s %10s', '(a) seed get_stats SQL', round(med[1]::numeric, 2));
+    RAISE NOTICE '%', format('%-46s %10s', '(a) seed breakdown SQL (3 queries)', round(med[2]::numeric, 2));
+    RAISE NOTICE '%', format('%-46s %10s', '(b) sp_users.get_stats()', round(med[3]::numeric, 2));
+    RAISE NOTICE '%', format('%-46s %10s', '(b) sp_users.count_with_breakdown()', round(med[4]::numeric, 2));
+    RAISE NOTICE '%', format('%-46s %10s', 'speed-up (a) / (b)', round(((med[1] + med[2]) / (med[3] + med[4]))::numeric, 1) || 'x');
+END $$;
+SQL
+
+psql -X -q -d $DB -c "CREATE SEQUENCE bench_seq"
+printf "SELECT sp_users.create_user('n' || nextval('bench_seq'), 'n' || currval('bench_seq') || '@example.com');\n" > "$OUT/create_user.sql"
+run() { pgbench -n -M prepared -c 2 -j 2 -T 10 -f "$OUT/create_user.sql" $DB 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'; }
+triggers() { psql -X -q -d $DB -c "ALTER TABLE sp_users.users $1 TRIGGER users_count_insert"; }
+on1=$(run); triggers DISABLE; off1=$(run); triggers ENABLE; on2=$(run); triggers DISABLE; off2=$(run); triggers ENABLE
+psql -X -q -At -d $DB -c "SELECT sp_users.rebuild_user_counts()" >/dev/null
+awk -v a="$on1" -v b="$on2" -v c="$off1" -v d="$off2" 'BEGIN {
+    on = (a + b) / 2; off = (c + d) / 2;
+    printf "%-46s %10.0f\n", "create_user tps, counters maintained", on;
+    printf "%-46s %10.0f\n", "create_user tps, counter triggers disabled", off;
+    printf "%-46s %9.1f%%\n", "throughput cost of the counters", (1 - on / off) * 100 }' | tee -a "$OUT/timings.txt"

@@ -1,0 +1,32 @@
+// C++ helpers of the users domain that sit on every INSERT/UPDATE of sp_users.users.
+#include "pg/pg_headers.hpp"
+
+extern "C" {
+#include "utils/array.h"
+}
+
+using sp::pg::pg_call;
+
+// sp_users._roles_valid(roles user_role[]) RETURNS boolean — the CHECK on users.roles: non-empty,
+// no NULL, no duplicate. In C because a SQL body with a subquery cannot be inlined and would be
+// parsed again on every row written.
+SP_FUNCTION(sp_users_roles_valid) {
+    bool valid = false;
+    pg_call([&] {
+        if (PG_ARGISNULL(0)) return;
+        ArrayType* arr = PG_GETARG_ARRAYTYPE_P(0);
+        if (ARR_NDIM(arr) > 1) return;
+        Datum* elems;
+        bool* nulls;
+        int n;
+        deconstruct_array(arr, ARR_ELEMTYPE(arr), sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls, &n);
+        if (n == 0) return;
+        for (int i = 0; i < n; ++i) {
+            if (nulls[i]) return;
+            for (int j = 0; j < i; ++j)
+                if (DatumGetObjectId(elems[i]) == DatumGetObjectId(elems[j])) return;
+        }
+        valid = true;
+    });
+    return BoolGetDatum(valid);
+}
