@@ -51,3 +51,16 @@ SELECT ip_address, reason FROM sp_users.get_ban('203.0.113.77');
 SELECT sp_users.bulk_delete(ARRAY[(SELECT id FROM sp_users.find_by_name('linus'))]) AS deleted;
 SELECT sp_users.count_users() AS users, sp_users.count_active_bans() AS active_bans;
 SELECT name, email, roles FROM sp_users.list_users();
+
+\echo
+\echo '== Anonymous visitors: one user per fingerprint, promoted into the account they sign up with'
+SELECT name, email, roles FROM sp_users.create_anonymous('a1b2c3d4e5');
+SELECT session_id FROM sp_users.start_session((SELECT id FROM sp_users.create_anonymous('a1b2c3d4e5')), 'visitor-session');
+SELECT sessions, total_rows, tables
+  FROM sp_users.promote_anonymous((SELECT id FROM sp_users.create_anonymous('a1b2c3d4e5')), (SELECT id FROM sp_users.find_by_name('grace')));
+SELECT session_id, user_type FROM sp_users.list_sessions((SELECT id FROM sp_users.find_by_name('grace')));
+
+\echo
+\echo '== Statistics: exact, from maintained counters'
+SELECT total, created_24h, active, admins, anonymous, bots FROM sp_users.get_stats();
+SELECT * FROM sp_users.count_with_breakdown();
