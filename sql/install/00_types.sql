@@ -16,6 +16,16 @@ END;
 COMMENT ON FUNCTION sp_users.normalize_email(text) IS
 'The stored form of an email address: surrounding whitespace removed, lower-cased. sp_users.users enforces it with a CHECK.';
 
+-- The one definition of an active session (SPEC: not ended, not revoked, not expired). Inlined
+-- where it is used, so it costs nothing and indexes still apply.
+CREATE FUNCTION sp_users.session_is_active(ended_at timestamptz, revoked_at timestamptz, expires_at timestamptz) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT ended_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
+END;
+COMMENT ON FUNCTION sp_users.session_is_active(timestamptz, timestamptz, timestamptz) IS
+'True for an active session: not ended, not revoked, not expired (expires_at NULL or later than now()). Pass a session''s ended_at, revoked_at, expires_at.';
+
 CREATE FUNCTION sp_users._roles_valid(roles sp_users.user_role[]) RETURNS boolean
 AS 'MODULE_PATHNAME', 'sp_users_roles_valid'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;

@@ -123,8 +123,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
-           count(*) FILTER (WHERE s.ended_at IS NULL AND s.revoked_at IS NULL
-                              AND (s.expires_at IS NULL OR s.expires_at > now())),
+           count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
            max(s.last_activity_at)
       FROM sp_users.user_sessions s
      WHERE s.user_id = u.id

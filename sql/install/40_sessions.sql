@@ -42,8 +42,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH touched AS (
         UPDATE sp_users.user_sessions s SET last_activity_at = greatest(statement_timestamp(), s.last_activity_at)
-         WHERE s.session_id = $1 AND s.ended_at IS NULL AND s.revoked_at IS NULL
-           AND (s.expires_at IS NULL OR s.expires_at > now())
+         WHERE s.session_id = $1 AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)
         RETURNING 1)
     SELECT EXISTS (SELECT 1 FROM touched)
 $$;
@@ -82,7 +81,7 @@ BEGIN
     PERFORM sp_users._require_user(list_active_sessions.user_id);
     RETURN QUERY SELECT * FROM sp_users.user_sessions s
                   WHERE s.user_id = list_active_sessions.user_id
-                    AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
+                    AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)
                   ORDER BY s.last_activity_at DESC, s.session_id;
 END
 $$;
@@ -106,8 +105,7 @@ LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                    WHERE s.session_id = $1 AND s.ended_at IS NULL AND s.revoked_at IS NULL
-                      AND (s.expires_at IS NULL OR s.expires_at > now()))
+                    WHERE s.session_id = $1 AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
 $$;
 COMMENT ON FUNCTION sp_users.session_exists(text) IS 'True only for an active session (not ended, not revoked, not expired).';
 

@@ -59,8 +59,7 @@ AS $$
      WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
        AND u.created_at < sp_users._retention($1)
        AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                        WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.revoked_at IS NULL
-                          AND (s.expires_at IS NULL OR s.expires_at > now()))
+                        WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
 $$;
 COMMENT ON FUNCTION sp_users.count_old_anonymous(integer) IS
 'Anonymous users created more than retention_days days ago (strictly) that have no active session — what cleanup_old_anonymous would delete.';
@@ -84,8 +83,7 @@ BEGIN
         SELECT u.id FROM sp_users.users u
          WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
            AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                            WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.revoked_at IS NULL
-                              AND (s.expires_at IS NULL OR s.expires_at > now()))
+                            WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
          ORDER BY u.created_at
          LIMIT batch_size
          FOR UPDATE SKIP LOCKED) c;
@@ -95,8 +93,7 @@ BEGIN
     DELETE FROM sp_users.users u
      WHERE u.id = ANY (ids)
        AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                        WHERE s.user_id = u.id AND s.ended_at IS NULL AND s.revoked_at IS NULL
-                          AND (s.expires_at IS NULL OR s.expires_at > now()));
+                        WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;
 END

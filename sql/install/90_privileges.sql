@@ -27,7 +27,8 @@ GRANT ALL ON ALL SEQUENCES IN SCHEMA sp_users TO sp_users_admin;
 -- Helpers any role may call (pure; they read no data).
 GRANT EXECUTE ON FUNCTION
     sp_users.normalize_email(text),
-    sp_users.normalize_ip(text)
+    sp_users.normalize_ip(text),
+    sp_users.session_is_active(timestamptz, timestamptz, timestamptz)
 TO sp_users_app, sp_users_readonly;
 
 -- Readers (dashboards, support tools): finders, listings, statistics, is_banned.

@@ -18,6 +18,10 @@ SELECT sp_users.end_session('ended');
 UPDATE sp_users.user_sessions SET revoked_at = now() WHERE session_id = 'revoked';
 UPDATE sp_users.user_sessions SET expires_at = now() - interval '1 microsecond' WHERE session_id = 'expired';
 
+SELECT is(sp_users.session_is_active(NULL, NULL, NULL), true, 'session_is_active: open, never expiring');
+SELECT is(sp_users.session_is_active(NULL, NULL, now()), false, 'session_is_active: expires_at = now() is expired');
+SELECT is(sp_users.session_is_active(NULL, now(), now() + interval '1 day'), false, 'session_is_active: revoked');
+SELECT is(sp_users.session_is_active(now(), NULL, NULL), false, 'session_is_active: ended');
 SELECT ok(sp_users.session_exists('live'), 'live session exists');
 SELECT ok(NOT sp_users.session_exists('ended'), 'ended session is not active');
 SELECT ok(NOT sp_users.session_exists('revoked'), 'revoked session is not active');
