@@ -165,6 +165,7 @@ BEGIN
     END IF;
 
     sessions_ended := sp_users.cleanup_sessions();
+    PERFORM sp_users.compact_user_counts(); -- keeps the statistics' delta table small
     COMMIT;
     LOOP
         batch_started := pg_catalog.clock_timestamp();

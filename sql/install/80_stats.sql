@@ -11,13 +11,30 @@ CREATE TABLE sp_users.user_counts (
 ) WITH (fillfactor = 20); -- room on every page, so the constant +1/-1 updates stay HOT (no index insertion)
 COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards). Written by triggers on sp_users.users in the same transaction, so exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
 
+-- Appended to by the triggers with a bare heap_insert, so: no index, trigger, default or
+-- constraint (the trigger checks). Folded into user_counts by compact_user_counts().
+CREATE TABLE sp_users.user_count_deltas (
+    day     integer,
+    status  sp_users.user_status,
+    roles   smallint,
+    is_bot  boolean,
+    n       bigint
+);
+COMMENT ON TABLE sp_users.user_count_deltas IS 'Counter changes not yet folded into sp_users.user_counts (one row per writing statement and key). Derived data, not dumped.';
+
+CREATE FUNCTION sp_users.compact_user_counts() RETURNS bigint
+AS 'MODULE_PATHNAME', 'sp_users_compact_user_counts'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION sp_users.compact_user_counts() IS 'Folds the committed counter deltas (those no other session is folding) into sp_users.user_counts; returns the number of counter rows written. Writers and the scheduled clean-up do it on their own; statistics are exact either way.';
+
 CREATE FUNCTION sp_users._count_statement() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_count_statement' LANGUAGE C;
 COMMENT ON FUNCTION sp_users._count_statement() IS 'Trigger: folds a statement''s inserted, updated or deleted users (its transition tables) into counter deltas and writes one update per key into sp_users.user_counts.';
 CREATE FUNCTION sp_users._count_truncate() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN DELETE FROM sp_users.user_counts; RETURN NULL; END $$;
+AS $$ BEGIN DELETE FROM sp_users.user_counts; DELETE FROM sp_users.user_count_deltas; RETURN NULL; END $$;
 COMMENT ON FUNCTION sp_users._count_truncate() IS 'Trigger: empties the counters when sp_users.users is truncated.';
 
 CREATE TRIGGER users_count_insert AFTER INSERT ON sp_users.users REFERENCING NEW TABLE AS new_rows
@@ -38,6 +55,7 @@ DECLARE
 BEGIN
     LOCK TABLE sp_users.users IN SHARE MODE; -- no writer may slip between the count and the swap
     DELETE FROM sp_users.user_counts;
+    DELETE FROM sp_users.user_count_deltas;
     INSERT INTO sp_users.user_counts (day, status, roles, is_bot, shard, n)
     SELECT floor(extract(epoch FROM u.created_at - timestamptz '2000-01-01 00:00:00+00') / 86400)::integer,
            u.status,

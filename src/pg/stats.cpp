@@ -1,10 +1,13 @@
 // Statistics. sp_users.user_counts holds, per (creation day, status, role set, bot flag, shard),
-// how many users there are. Statement-level triggers on sp_users.users receive the statement's
-// transition tables, fold them into +/- deltas per key in C++, and write one update per key into
-// the row of this backend's shard (so concurrent writers rarely wait on one counter row). The
-// counters are ordinary MVCC rows written in the same transaction as the users they count, so a
-// reader sees exactly the counts that match the users its snapshot sees; an aborted statement or
-// subtransaction takes its counter updates with it.
+// how many users there are; sp_users.user_count_deltas holds changes not yet folded into it.
+// Statement-level triggers on sp_users.users receive the statement's transition tables, fold them
+// into +/- deltas per key in C++, and append one row per key to the delta table with a plain
+// heap_insert (the table has no index, trigger or constraint: no executor start-up, no row lock,
+// no waiting on other writers). Both tables are ordinary MVCC data written in the transaction that
+// changes the users, so a reader that sums them sees exactly the counts that match the users its
+// snapshot sees; an aborted statement takes its deltas with it. Every few hundred delta rows a
+// writer folds the committed deltas into its own shard of user_counts (SKIP LOCKED, so it never
+// waits), and so do the scheduled clean-up and rebuild_user_counts().
 #include "core/stats.hpp"
 #include "pg/pg_headers.hpp"
 #include "pg/spi.hpp"
@@ -16,7 +19,11 @@
 #include <utility>
 
 extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
 #include "catalog/pg_enum.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 }
@@ -72,16 +79,23 @@ Key key_of(HeapTuple tuple, TupleDesc desc) {
     return k;
 }
 
-struct FlushPlan {
-    SPIPlanPtr update = nullptr; // the common case: the key's row exists
-    SPIPlanPtr insert = nullptr; // first delta for a key (ON CONFLICT: a concurrent first insert)
-    Oid status_type = InvalidOid;
-};
+constexpr int kCompactEvery = 512; // delta rows a backend appends before it folds them
 
-FlushPlan& flush_plan() {
-    static FlushPlan p;
-    return p;
+int& appended_since_compaction() {
+    static int n = 0;
+    return n;
 }
+
+// Folds the committed deltas nobody else is folding into this backend's shard of user_counts.
+// Read committed only: under a transaction snapshot, deleting rows that a concurrent fold deleted
+// would be a serialization failure for the user's statement.
+const char* kCompactSql =
+    "WITH d AS (DELETE FROM sp_users.user_count_deltas x WHERE x.ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+    "             SELECT y.ctid FROM sp_users.user_count_deltas y FOR UPDATE SKIP LOCKED)) "
+    "           RETURNING x.day, x.status, x.roles, x.is_bot, x.n) "
+    "INSERT INTO sp_users.user_counts AS c (day, status, roles, is_bot, shard, n) "
+    "SELECT d.day, d.status, d.roles, d.is_bot, $1, pg_catalog.sum(d.n) FROM d GROUP BY 1, 2, 3, 4 "
+    "ON CONFLICT (day, status, roles, is_bot, shard) DO UPDATE SET n = c.n OPERATOR(pg_catalog.+) EXCLUDED.n";
 
 // PostgreSQL side: appends one key (and its sign) per row of a transition table.
 void collect(Tuplestorestate* rows, TupleDesc desc, int sign, Key* keys, int* signs, int& count, int capacity) {
@@ -128,52 +142,64 @@ SP_FUNCTION(sp_users_count_statement) {
     std::map<Key, int64> folded;
     for (int i = 0; i < count; ++i) folded[keys[i]] += signs[i];
 
-    FlushPlan& fp = flush_plan();
+    const int16 shard = int16(MyProcPid % kShards);
+    int appended = 0;
     pg_call([&] {
-        TupleDesc desc = rel->rd_att;
-        Oid status_type = TupleDescAttr(desc, SPI_fnumber(desc, "status") - 1)->atttypid;
-        Oid owner = rel->rd_rel->relowner;
-        Oid saved_user;
-        int saved_sec;
-        GetUserIdAndSecContext(&saved_user, &saved_sec);
-        SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-        if (fp.update == nullptr || fp.status_type != status_type) {
-            if (fp.update) SPI_freeplan(fp.update);
-            if (fp.insert) SPI_freeplan(fp.insert);
-            fp.update = fp.insert = nullptr;
-            Oid types[6] = {INT4OID, status_type, INT2OID, BOOLOID, INT2OID, INT8OID};
-            SPIPlanPtr update = SPI_prepare(
-                "UPDATE sp_users.user_counts SET n = n OPERATOR(pg_catalog.+) $6 "
-                " WHERE day OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) $2 AND roles OPERATOR(pg_catalog.=) $3 "
-                "   AND is_bot OPERATOR(pg_catalog.=) $4 AND shard OPERATOR(pg_catalog.=) $5",
-                6, types);
-            SPIPlanPtr insert = SPI_prepare(
-                "INSERT INTO sp_users.user_counts AS c (day, status, roles, is_bot, shard, n) VALUES ($1, $2, $3, $4, $5, $6) "
-                "ON CONFLICT (day, status, roles, is_bot, shard) DO UPDATE SET n = c.n OPERATOR(pg_catalog.+) EXCLUDED.n",
-                6, types);
-            if (update == nullptr || insert == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            SPI_keepplan(update);
-            SPI_keepplan(insert);
-            fp.update = update;
-            fp.insert = insert;
-            fp.status_type = status_type;
-        }
-        const int16 shard = int16(MyProcPid % kShards);
+        Oid nsp = get_namespace_oid("sp_users", false);
+        Oid deltas_oid = get_relname_relid("user_count_deltas", nsp);
+        if (!OidIsValid(deltas_oid)) elog(ERROR, "sp_users.user_count_deltas does not exist");
+        Relation deltas = table_open(deltas_oid, RowExclusiveLock);
+        // A bare heap_insert is right only while the table has nothing else to maintain.
+        if (RelationGetIndexList(deltas) != NIL || deltas->trigdesc != nullptr || deltas->rd_att->constr != nullptr)
+            elog(ERROR, "sp_users.user_count_deltas must have no index, trigger or constraint");
         for (const auto& [key, n] : folded) {
             if (n == 0) continue;
-            Datum values[6] = {Int32GetDatum(key.day), ObjectIdGetDatum(key.status), Int16GetDatum(key.roles),
-                               BoolGetDatum(key.is_bot), Int16GetDatum(shard), Int64GetDatum(n)};
-            int rc = SPI_execute_plan(fp.update, values, nullptr, false, 0);
-            if (rc == SPI_OK_UPDATE && SPI_processed == 0) rc = SPI_execute_plan(fp.insert, values, nullptr, false, 0);
-            if (rc != SPI_OK_UPDATE && rc != SPI_OK_INSERT) elog(ERROR, "sp_users: counter update failed (%s)", SPI_result_code_string(rc));
+            Datum values[5] = {Int32GetDatum(key.day), ObjectIdGetDatum(key.status), Int16GetDatum(key.roles),
+                               BoolGetDatum(key.is_bot), Int64GetDatum(n)};
+            bool nulls[5] = {false, false, false, false, false};
+            HeapTuple tuple = heap_form_tuple(RelationGetDescr(deltas), values, nulls);
+            simple_heap_insert(deltas, tuple);
+            heap_freetuple(tuple);
+            ++appended;
         }
-        SPI_finish();
-        SetUserIdAndSecContext(saved_user, saved_sec);
+        table_close(deltas, NoLock);
         pfree(keys);
         pfree(signs);
     });
+    appended_since_compaction() += appended;
+    if (appended_since_compaction() >= kCompactEvery && !IsolationUsesXactSnapshot()) {
+        appended_since_compaction() = 0;
+        pg_call([&] {
+            Oid saved_user;
+            int saved_sec;
+            GetUserIdAndSecContext(&saved_user, &saved_sec);
+            SetUserIdAndSecContext(rel->rd_rel->relowner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+            Oid types[1] = {INT2OID};
+            Datum values[1] = {Int16GetDatum(shard)};
+            if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+                elog(ERROR, "sp_users: folding counter deltas failed");
+            SPI_finish();
+            SetUserIdAndSecContext(saved_user, saved_sec);
+        });
+    }
     return PointerGetDatum(nullptr);
+}
+
+// sp_users.compact_user_counts() RETURNS bigint: folds every committed, unlocked delta now.
+SP_FUNCTION(sp_users_compact_user_counts) {
+    int64 folded_rows = 0;
+    pg_call([&] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        Oid types[1] = {INT2OID};
+        Datum values[1] = {Int16GetDatum(int16(MyProcPid % kShards))};
+        if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+            elog(ERROR, "sp_users: folding counter deltas failed");
+        folded_rows = int64(SPI_processed);
+        SPI_finish();
+    });
+    appended_since_compaction() = 0;
+    return Int64GetDatum(folded_rows);
 }
 
 namespace {
@@ -195,7 +221,8 @@ void load(Loaded& out, const int32 boundary_day[3], const TimestampTz boundary[3
     // enum_range() scans pg_enum: evaluate it once, not per counter row.
     int rc = SPI_execute("WITH e AS MATERIALIZED (SELECT pg_catalog.enum_range(NULL::sp_users.user_status) AS r) "
                          "SELECT c.day, pg_catalog.array_position(e.r, c.status) - 1, c.roles, c.is_bot, c.n "
-                         "  FROM sp_users.user_counts c, e WHERE c.n OPERATOR(pg_catalog.<>) 0",
+                         "  FROM (SELECT day, status, roles, is_bot, n FROM sp_users.user_counts WHERE n OPERATOR(pg_catalog.<>) 0 "
+                         "        UNION ALL SELECT day, status, roles, is_bot, n FROM sp_users.user_count_deltas) c, e",
                          true, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "sp_users: reading user_counts failed");
     out.count = SPI_processed;

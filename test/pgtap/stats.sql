@@ -95,6 +95,14 @@ SELECT sp_users.merge_users((SELECT id FROM sp_users.users WHERE name = 'u7' ), 
 SELECT sp_users.create_anonymous('stats-fp');
 SELECT * FROM pg_temp.check('after merge and create_anonymous');
 
+-- Writers fold their deltas every 512 rows; many single-row statements exercise that path.
+DO $$ BEGIN FOR i IN 1..1100 LOOP PERFORM sp_users.create_user('fold' || i, 'fold' || i || '@example.com'); END LOOP; END $$;
+SELECT cmp_ok((SELECT count(*)::int FROM sp_users.user_count_deltas), '<', 600, 'writers folded their deltas along the way');
+SELECT * FROM pg_temp.check('after 1 100 single-row statements');
+SELECT cmp_ok(sp_users.compact_user_counts(), '>=', 0::bigint, 'compact_user_counts');
+SELECT is((SELECT count(*)::int FROM sp_users.user_count_deltas), 0, 'no delta left after compaction');
+SELECT * FROM pg_temp.check('after compaction');
+
 SELECT is(sp_users.rebuild_user_counts() > 0, true, 'rebuild_user_counts');
 SELECT * FROM pg_temp.check('after rebuild');
 TRUNCATE sp_users.users CASCADE;
