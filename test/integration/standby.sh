@@ -15,7 +15,7 @@ trap stop_standby EXIT
 
 DB=sp_users_standby
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -X -q -v ON_ERROR_STOP=1 -d $DB <<'SQL'
+psql -X -q -v ON_ERROR_STOP=1 -d $DB <<'SQL' >/dev/null
 CREATE EXTENSION sp_users;
 SELECT sp_users.create_user('ada', 'ada@example.com');
 SELECT sp_users.ban_ip('203.0.113.0/24', 'net', '1 day');
@@ -33,17 +33,19 @@ CONF
 as_owner "$PGBIN/pg_ctl" -D "$SB_DIR/data" -l "$SB_DIR/server.log" -w -t 60 start >/dev/null
 sb() { psql -X -At -h "$SB_DIR/run" -p "$SB_PORT" -d $DB "$@"; }
 
-# Waits until the standby has replayed everything the primary has written so far.
+# Runs SQL on the primary, then waits until the standby shows a marker committed after it (commits
+# replay in order, so the marker proves the SQL's commit was replayed too).
+psql -X -q -d $DB -c "CREATE TABLE public.replay_marker (n bigint)"
 cat > "$SB_DIR/on_primary" <<SH
 #!/usr/bin/env bash
 set -e
 psql -X -q -At -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -d $DB -c "\$1" >/dev/null
-lsn=\$(psql -X -At -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -d $DB -c "SELECT pg_current_wal_insert_lsn()")
+marker=\$(psql -X -q -At -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -d $DB -c "INSERT INTO public.replay_marker SELECT (random() * 1e15)::bigint RETURNING n")
 for i in \$(seq 1 100); do
-  [ "\$(psql -X -At -h "$SB_DIR/run" -p "$SB_PORT" -d $DB -c "SELECT pg_last_wal_replay_lsn() >= '\$lsn'")" = t ] && exit 0
+  [ "\$(psql -X -At -h "$SB_DIR/run" -p "$SB_PORT" -d $DB -c "SELECT count(*) FROM public.replay_marker WHERE n = \$marker")" = 1 ] && exit 0
   sleep 0.1
 done
-echo "standby did not replay \$lsn within 10 s" >&2; exit 1
+echo "standby did not replay marker \$marker within 10 s" >&2; exit 1
 SH
 chmod +x "$SB_DIR/on_primary"
 "$SB_DIR/on_primary" "SELECT 1"
