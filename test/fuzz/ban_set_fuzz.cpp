@@ -1,0 +1,72 @@
+// libFuzzer differential target for the ban set: the input encodes bans (address, mask, expiry)
+// and probes; BanSet::contains must agree with a brute-force scan on every probe.
+#include "core/ban_set.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+struct Reader {
+    const std::uint8_t* p;
+    std::size_t n;
+    bool take(void* out, std::size_t k) {
+        if (n < k) return false;
+        std::memcpy(out, p, k);
+        p += k;
+        n -= k;
+        return true;
+    }
+};
+
+bool covers(const sp::core::Address& net, const sp::core::Address& a) {
+    if (net.family != a.family || net.prefix > a.prefix) return false;
+    return sp::core::mask_to(a, net.prefix) == net;
+}
+
+bool read_address(Reader& r, sp::core::Address& a) {
+    std::uint8_t head;
+    if (!r.take(&head, 1)) return false;
+    a = sp::core::Address{};
+    bool v6 = head & 1;
+    a.family = v6 ? sp::core::Family::V6 : sp::core::Family::V4;
+    std::uint8_t raw[16] = {};
+    // A narrow address space (most bytes fixed), so bans and probes collide often.
+    if (!r.take(raw + (v6 ? 14 : 2), 2)) return false;
+    std::memcpy(a.bytes, raw, v6 ? 16 : 4);
+    int max = v6 ? 128 : 32;
+    int prefix = (head >> 1) % (max + 1);
+    if (head & 0x80) prefix = max;
+    return (a = sp::core::mask_to(a, prefix)), true;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    Reader r{data, size};
+    std::uint8_t nbans = 0;
+    if (!r.take(&nbans, 1)) return 0;
+    std::vector<sp::core::BanEntry> bans;
+    for (int i = 0; i < nbans % 64; ++i) {
+        sp::core::BanEntry e;
+        std::uint8_t exp;
+        if (!read_address(r, e.net) || !r.take(&exp, 1)) break;
+        e.expires_at = exp == 255 ? sp::core::kNeverExpires : std::int64_t(exp);
+        bans.push_back(e);
+    }
+    std::uint8_t built_at = 0;
+    r.take(&built_at, 1);
+    sp::core::BanSet set;
+    set.build(bans.data(), bans.size(), built_at);
+    sp::core::Address probe;
+    std::uint8_t now_off;
+    while (read_address(r, probe) && r.take(&now_off, 1)) {
+        std::int64_t now = std::int64_t(built_at) + now_off;
+        bool expected = false;
+        for (const auto& b : bans) expected = expected || (b.expires_at > now && covers(b.net, probe));
+        if (set.contains(probe, now) != expected) std::abort();
+    }
+    return 0;
+}
