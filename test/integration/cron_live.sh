@@ -10,8 +10,15 @@ cleanup() { psql -X -q -d $DB -c "SELECT sp_users.unschedule_anonymous_cleanup()
 trap cleanup EXIT
 
 q "DROP EXTENSION IF EXISTS sp_users" >/dev/null
-q "CREATE EXTENSION IF NOT EXISTS pg_cron" >/dev/null
+q "DROP EXTENSION IF EXISTS pg_cron" >/dev/null
 q "CREATE EXTENSION sp_users" >/dev/null
+
+# The cron database, pg_cron preloaded but its extension not created: 0A000 with a HINT.
+err=$(psql -X -q -d $DB -c "SELECT sp_users.schedule_anonymous_cleanup()" -v VERBOSITY=verbose 2>&1 || true)
+echo "$err" | grep -q "0A000" && echo "$err" | grep -qF "HINT:  Run CREATE EXTENSION pg_cron in this database." \
+  || { echo "FAIL: expected 0A000 with a HINT before pg_cron is created, got: $err"; exit 1; }
+echo "ok - 0A000 with a HINT while pg_cron is not created"
+q "CREATE EXTENSION pg_cron" >/dev/null
 
 # Without the extension created in a database that is not the cron one: 55000 + exact HINT.
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS sp_users_not_cron" -c "CREATE DATABASE sp_users_not_cron"
@@ -51,4 +58,4 @@ runs=$(q "SELECT count(*) FROM sp_users.job_runs WHERE job_name = 'sp_users_clea
 echo "ok - sp_users.job_runs records the run"
 [ "$(q "SELECT sp_users.unschedule_anonymous_cleanup()")" = t ] || { echo "FAIL: unschedule"; exit 1; }
 echo "ok - unscheduled"
-echo "cron_live: 6 passed, 0 failed"
+echo "cron_live: 7 passed, 0 failed"
