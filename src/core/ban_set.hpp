@@ -25,6 +25,10 @@ struct BanEntry {
 // request with a cold cache; a binary search there costs one miss per step.)
 class BanSet {
 public:
+    BanSet() noexcept {
+        for (int& i : v4_by_prefix_) i = -1;
+    }
+
     // Replaces the contents. Entries already expired at `now` are dropped (time only moves
     // forward in a backend). Duplicate keys keep the later expiry. Throws std::bad_alloc.
     void build(const BanEntry* entries, std::size_t n, std::int64_t now);
@@ -57,19 +61,11 @@ private:
     };
 
     std::vector<Level<std::uint32_t>> v4_;     // by prefix, longest first
-    int v4_by_prefix_[33];                     // index into v4_, or -1
+    int v4_by_prefix_[33] = {};                // index into v4_, or -1 (set by the constructor)
     std::vector<std::uint32_t> v4_presence_;   // per /16: bit (p - 16) set when prefix p occurs there
     std::uint64_t v4_short_ = 0;               // bit p set when a prefix p < 16 occurs
     std::vector<Level<U128>> v6_;              // by prefix, longest first
     std::size_t size_ = 0;
-
-public:
-    BanSet() noexcept { clear_index(); }
-
-private:
-    void clear_index() noexcept {
-        for (int& i : v4_by_prefix_) i = -1;
-    }
 };
 
 } // namespace sp::core
