@@ -69,6 +69,15 @@ const char* describe(ParseError e) noexcept {
     return "invalid address";
 }
 
+Address fold_mapped_v4(const Address& a) noexcept {
+    if (a.family != Family::V6 || a.prefix < 96 || std::memcmp(a.bytes, kMapped, 12) != 0) return a;
+    Address v4;
+    v4.family = Family::V4;
+    v4.prefix = std::uint8_t(a.prefix - 96);
+    std::memcpy(v4.bytes, a.bytes + 12, 4);
+    return v4;
+}
+
 Address mask_to(const Address& a, int prefix) noexcept {
     Address r = a;
     r.prefix = std::uint8_t(prefix);
@@ -118,14 +127,7 @@ ParseError parse_address(const char* text, std::size_t len, Address& out) noexce
         if (!parse_prefix(slash + 1, n - addr_len - 1, a.max_prefix(), p)) return ParseError::BadPrefix;
         a.prefix = std::uint8_t(p);
     }
-    // ::ffff:a.b.c.d/n (n >= 96) is the IPv4 network a.b.c.d/(n-96).
-    if (a.family == Family::V6 && a.prefix >= 96 && std::memcmp(a.bytes, kMapped, 12) == 0) {
-        Address v4;
-        v4.family = Family::V4;
-        v4.prefix = std::uint8_t(a.prefix - 96);
-        std::memcpy(v4.bytes, a.bytes + 12, 4);
-        a = v4;
-    }
+    a = fold_mapped_v4(a);
     if (!host_bits_clear(a)) return ParseError::HostBits;
     out = a;
     return ParseError::None;

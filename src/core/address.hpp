@@ -43,6 +43,10 @@ ParseError parse_address(const char* text, std::size_t len, Address& out) noexce
 // written (without NUL); `cap` of 64 always suffices.
 std::size_t format_address(const Address& a, char* buf, std::size_t cap) noexcept;
 
+// ::ffff:a.b.c.d/n with n >= 96 is the IPv4 network a.b.c.d/(n-96); anything else is returned as is.
+// Used by the parser and for addresses read back from PostgreSQL's inet.
+Address fold_mapped_v4(const Address& a) noexcept;
+
 // Clears every bit right of `prefix` (for turning an address into the key of a network level).
 Address mask_to(const Address& a, int prefix) noexcept;
 

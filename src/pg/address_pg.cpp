@@ -34,14 +34,7 @@ core::Address address_from_inet(const inet* ip) noexcept {
         std::memcpy(a.bytes, ip_addr(ip), 16);
     }
     a.prefix = ip_bits(ip);
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (a.family == core::Family::V6 && a.prefix >= 96 && std::memcmp(a.bytes, mapped, 12) == 0) {
-        core::Address v4;
-        v4.prefix = std::uint8_t(a.prefix - 96);
-        std::memcpy(v4.bytes, a.bytes + 12, 4);
-        a = v4;
-    }
-    return a;
+    return core::fold_mapped_v4(a);
 }
 
 inet* inet_from_address(const core::Address& a) {

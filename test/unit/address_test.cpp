@@ -116,3 +116,20 @@ TEST(Address, FormatTruncatesSafely) {
     EXPECT_EQ(format_address(a, buf, sizeof buf), 4u);
     EXPECT_STREQ(buf, "2001");
 }
+
+TEST(Address, FoldMappedV4) {
+    Address a;
+    ASSERT_EQ(parse_address("::fffe:0:0/95", 13, a), ParseError::None);
+    EXPECT_EQ(fold_mapped_v4(a), a) << "not mapped: unchanged";
+    Address m;
+    m.family = Family::V6;
+    m.prefix = 104;
+    m.bytes[10] = m.bytes[11] = 0xff;
+    m.bytes[12] = 10;
+    Address v4 = fold_mapped_v4(m);
+    EXPECT_EQ(v4.family, Family::V4);
+    EXPECT_EQ(v4.prefix, 8);
+    EXPECT_EQ(v4.bytes[0], 10);
+    m.prefix = 95;
+    EXPECT_EQ(fold_mapped_v4(m).family, Family::V6) << "shorter than /96 stays IPv6";
+}
