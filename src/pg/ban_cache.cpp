@@ -5,7 +5,10 @@
 //  * each lookup first drains pending invalidations (a lock-free flag check when none are queued);
 //  * the set is rebuilt from the newest snapshot (read committed) or from the transaction snapshot
 //    (repeatable read / serializable, and then only trusted inside that transaction), so it shows
-//    exactly what a plain SELECT in the same place would.
+//    exactly what a plain SELECT in the same place would;
+//  * after an invalidation, calls are answered by an index lookup under the same snapshot rules
+//    until the time they took equals the last rebuild's (ski rental): a small set is rebuilt at
+//    once, a large one under constant churn is not rebuilt on every change.
 #include "pg/ban_cache.hpp"
 
 #include "pg/address_pg.hpp"
@@ -24,6 +27,10 @@ struct State {
     unsigned long invalidations = 0;       // bumped by the callback; detects one during a rebuild
     long rebuilds = 0;
     double last_rebuild_ms = 0;
+    bool budget_armed = false;             // a fallback budget was granted since the last rebuild
+    double fallback_budget_ms = 0;         // fallback time left before the next rebuild
+    long fallback_lookups = 0;
+    SPIPlanPtr fallback_plan = nullptr;
 };
 
 State& state() noexcept {
@@ -47,19 +54,61 @@ struct Loaded {
     MemoryContext context;
 };
 
-// PostgreSQL side of a rebuild: read every ban not yet expired at now() into a palloc'd array.
-void load_rows(State& s, Loaded& out) {
+// PostgreSQL side: the table's oid (remembered for the callback) and its owner.
+Oid resolve_table(State& s, Oid* owner) {
     Oid nsp = get_namespace_oid("sp_users", true);
     Oid rel = OidIsValid(nsp) ? get_relname_relid("banned_ips", nsp) : InvalidOid;
     if (!OidIsValid(rel))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.banned_ips does not exist"),
                         errhint("Run CREATE EXTENSION sp_users in this database.")));
     s.table_oid = rel;
-
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
-    Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+    *owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
     ReleaseSysCache(tup);
+    return rel;
+}
+
+// The snapshot a plain SELECT here would use for our purpose: the newest one in read committed
+// (it contains every commit whose invalidation we processed), the transaction's otherwise.
+Snapshot lookup_snapshot(State& s) {
+    s.xact_scoped = IsolationUsesXactSnapshot();
+    return s.xact_scoped ? GetTransactionSnapshot() : GetLatestSnapshot();
+}
+
+// PostgreSQL side of the fallback: one index lookup (primary key or GiST >>=) as the table owner.
+bool lookup_by_index(State& s, const sp::core::Address& addr, TimestampTz now) {
+    Oid owner;
+    resolve_table(s, &owner);
+    Oid saved_user;
+    int saved_sec;
+    GetUserIdAndSecContext(&saved_user, &saved_sec);
+    SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    if (s.fallback_plan == nullptr) {
+        Oid types[2] = {INETOID, TIMESTAMPTZOID};
+        SPIPlanPtr plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM sp_users.banned_ips b "
+                                      " WHERE b.ip_address OPERATOR(pg_catalog.>>=) $1 "
+                                      "   AND (b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) $2))",
+                                      2, types);
+        if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        s.fallback_plan = plan;
+    }
+    Datum values[2] = {InetPGetDatum(inet_from_address(addr)), TimestampTzGetDatum(now)};
+    int rc = SPI_execute_snapshot(s.fallback_plan, values, nullptr, lookup_snapshot(s), InvalidSnapshot, true, false, 1);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "sp_users: ban lookup failed");
+    bool isnull = false;
+    bool banned = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_sec);
+    return banned;
+}
+
+// PostgreSQL side of a rebuild: read every ban not yet expired at now() into a palloc'd array.
+void load_rows(State& s, Loaded& out) {
+    Oid owner;
+    resolve_table(s, &owner);
 
     out.context = AllocSetContextCreate(CurrentMemoryContext, "sp_users ban load", ALLOCSET_DEFAULT_SIZES);
     std::size_t capacity = 1024;
@@ -74,8 +123,7 @@ void load_rows(State& s, Loaded& out) {
     SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    s.xact_scoped = IsolationUsesXactSnapshot();
-    PushActiveSnapshot(s.xact_scoped ? GetTransactionSnapshot() : GetLatestSnapshot());
+    PushActiveSnapshot(lookup_snapshot(s));
 
     Oid argtypes[1] = {TIMESTAMPTZOID};
     Datum values[1] = {TimestampTzGetDatum(out.now)};
@@ -116,14 +164,31 @@ void register_callbacks() noexcept {
     CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr));
 }
 
-const sp::core::BanSet& current() {
+bool is_banned(const sp::core::Address& addr) {
     State& s = state();
     pg_call([] { AcceptInvalidationMessages(); });
-    if (s.valid && (!s.xact_scoped || s.built_lxid == MyProc->lxid)) return s.set;
+    const TimestampTz now = GetCurrentTransactionStartTimestamp();
+    if (s.valid && (!s.xact_scoped || s.built_lxid == MyProc->lxid)) return s.set.contains(addr, now);
 
-    unsigned long seen = s.invalidations;
+    // Ski rental: index lookups until they have cost as much as one rebuild, then rebuild.
+    if (!s.budget_armed) {
+        s.budget_armed = true;
+        s.fallback_budget_ms = s.last_rebuild_ms;
+    }
     instr_time start;
     INSTR_TIME_SET_CURRENT(start);
+    if (s.fallback_budget_ms > 0) {
+        bool banned = false;
+        pg_call([&] { banned = lookup_by_index(s, addr, now); });
+        instr_time elapsed;
+        INSTR_TIME_SET_CURRENT(elapsed);
+        INSTR_TIME_SUBTRACT(elapsed, start);
+        s.fallback_budget_ms -= INSTR_TIME_GET_MILLISEC(elapsed);
+        ++s.fallback_lookups;
+        return banned;
+    }
+
+    unsigned long seen = s.invalidations;
     Loaded loaded{};
     pg_call([&] { load_rows(s, loaded); });
     s.set.build(loaded.entries, loaded.count, loaded.now);
@@ -134,14 +199,15 @@ const sp::core::BanSet& current() {
 
     s.built_lxid = MyProc->lxid;
     s.valid = (s.invalidations == seen); // an invalidation during the load means: rebuild next time
+    s.budget_armed = false;
     ++s.rebuilds;
     s.last_rebuild_ms = INSTR_TIME_GET_MILLISEC(elapsed);
-    return s.set;
+    return s.set.contains(addr, now);
 }
 
 Info info() noexcept {
     const State& s = state();
-    return Info{long(s.set.size()), long(s.set.memory_bytes()), s.rebuilds, s.last_rebuild_ms, s.valid};
+    return Info{long(s.set.size()), long(s.set.memory_bytes()), s.rebuilds, s.last_rebuild_ms, s.valid, s.fallback_lookups};
 }
 
 } // namespace sp::pg::ban_cache

@@ -7,9 +7,10 @@ namespace sp::pg::ban_cache {
 // Registers the relcache callback; called once per backend from _PG_init.
 void register_callbacks() noexcept;
 
-// The ban set as the calling statement must see it; rebuilds it from sp_users.banned_ips when an
-// invalidation (a committed change, our own change, an abort) or a snapshot change requires it.
-const sp::core::BanSet& current();
+// Whether an active ban equals or contains `addr`, as the calling statement must see it: from the
+// ban set, or, right after an invalidation (a committed change, our own change, an abort, a
+// snapshot change), from an index lookup until a rebuild of the set pays off.
+bool is_banned(const sp::core::Address& addr);
 
 struct Info {
     long entries;
@@ -17,6 +18,7 @@ struct Info {
     long rebuilds;
     double last_rebuild_ms;
     bool valid;
+    long fallback_lookups;
 };
 Info info() noexcept;
 

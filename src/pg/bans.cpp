@@ -13,8 +13,7 @@ SP_FUNCTION(sp_users_is_banned) {
     text* arg = nullptr;
     pg_call([&] { arg = PG_GETARG_TEXT_PP(0); });
     sp::core::Address addr = sp::pg::parse_address_arg(arg);
-    const sp::core::BanSet& set = sp::pg::ban_cache::current();
-    return BoolGetDatum(set.contains(addr, GetCurrentTransactionStartTimestamp()));
+    return BoolGetDatum(sp::pg::ban_cache::is_banned(addr));
 }
 
 // sp_users.normalize_ip(ip text) RETURNS inet
@@ -64,7 +63,7 @@ SP_FUNCTION(sp_users_ban_set_invalidate) {
 }
 
 // sp_users.ban_cache_info() RETURNS (entries bigint, memory_bytes bigint, rebuilds bigint,
-//                                    last_rebuild_ms float8, valid boolean)
+//                                    last_rebuild_ms float8, valid boolean, fallback_lookups bigint)
 SP_FUNCTION(sp_users_ban_cache_info) {
     sp::pg::ban_cache::Info info = sp::pg::ban_cache::info();
     Datum result = 0;
@@ -72,9 +71,9 @@ SP_FUNCTION(sp_users_ban_cache_info) {
         TupleDesc desc;
         if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
         desc = BlessTupleDesc(desc);
-        Datum values[5] = {Int64GetDatum(info.entries), Int64GetDatum(info.memory_bytes), Int64GetDatum(info.rebuilds),
-                           Float8GetDatum(info.last_rebuild_ms), BoolGetDatum(info.valid)};
-        bool nulls[5] = {false, false, false, false, false};
+        Datum values[6] = {Int64GetDatum(info.entries), Int64GetDatum(info.memory_bytes), Int64GetDatum(info.rebuilds),
+                           Float8GetDatum(info.last_rebuild_ms), BoolGetDatum(info.valid), Int64GetDatum(info.fallback_lookups)};
+        bool nulls[6] = {false, false, false, false, false, false};
         result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
     });
     return result;
