@@ -5,7 +5,7 @@ CREATE FUNCTION sp_users.is_banned(ip text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'sp_users_is_banned'
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION sp_users.is_banned(text) IS
-'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from a per-backend in-memory ban set that transactional invalidation keeps exact: a committed ban is seen at once, an uncommitted one never by others. 22P02 on invalid address text.';
+'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from a per-backend in-memory ban set that transactional invalidation keeps exact (right after a change, by an index lookup until rebuilding the set pays off): a committed ban is seen at once, an uncommitted one never by others. 22P02 on invalid address text.';
 
 CREATE FUNCTION sp_users._escalated_duration(duration interval, previous_bans bigint) RETURNS interval
 AS 'MODULE_PATHNAME', 'sp_users_escalated_duration'

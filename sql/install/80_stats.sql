@@ -9,7 +9,7 @@ CREATE TABLE sp_users.user_counts (
     n       bigint NOT NULL,
     PRIMARY KEY (day, status, roles, is_bot, shard)
 ) WITH (fillfactor = 20); -- room on every page, so the constant +1/-1 updates stay HOT (no index insertion)
-COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards). Written by triggers on sp_users.users in the same transaction, so exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
+COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards). Together with sp_users.user_count_deltas (changes not yet folded in, written by triggers on sp_users.users in the same transaction) exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
 
 -- Appended to by the triggers with a bare heap_insert, so: no index, trigger, default or
 -- constraint (the trigger checks). Folded into user_counts by compact_user_counts().
@@ -30,7 +30,7 @@ COMMENT ON FUNCTION sp_users.compact_user_counts() IS 'Folds the committed count
 
 CREATE FUNCTION sp_users._count_statement() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_count_statement' LANGUAGE C;
-COMMENT ON FUNCTION sp_users._count_statement() IS 'Trigger: folds a statement''s inserted, updated or deleted users (its transition tables) into counter deltas and writes one update per key into sp_users.user_counts.';
+COMMENT ON FUNCTION sp_users._count_statement() IS 'Trigger: folds a statement''s inserted, updated or deleted users (its transition tables) into one delta row per key in sp_users.user_count_deltas; every 512 rows the writer folds committed deltas into sp_users.user_counts.';
 CREATE FUNCTION sp_users._count_truncate() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

@@ -10,9 +10,7 @@
 // waits), and so do the scheduled clean-up and rebuild_user_counts().
 #include "core/stats.hpp"
 #include "pg/pg_headers.hpp"
-#include "pg/spi.hpp"
 
-#include <climits>
 #include <map>
 #include <string>
 #include <tuple>
