@@ -13,7 +13,8 @@ OBJS        = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # One install-script source, split by domain, assembled in file-name order.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built    = sp_users--$(EXTVERSION).sql
-DATA          = $(wildcard sql/sp_users--*--*.sql)
+# Shipped versions' frozen install scripts and the chained upgrade scripts between them.
+DATA          = $(wildcard sql/sp_users--*.sql)
 EXTRA_CLEAN   = $(DATA_built) results regression.diffs regression.out output_iso test/unit/build
 
 REGRESS       = guard users roles sessions bans anonymous

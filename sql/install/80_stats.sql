@@ -5,11 +5,11 @@ CREATE TABLE sp_users.user_counts (
     status  sp_users.user_status NOT NULL,
     roles   smallint NOT NULL,               -- bit per role: 1 admin, 2 user, 4 anonymous
     is_bot  boolean NOT NULL,
-    shard   smallint NOT NULL,               -- writer backend's pid mod 16: concurrent writers rarely share a row
+    shard   smallint NOT NULL,               -- writer backend's pid mod 16 (concurrent writers rarely share a row); -1 folded
     n       bigint NOT NULL,
     PRIMARY KEY (day, status, roles, is_bot, shard)
 ) WITH (fillfactor = 20); -- room on every page, so the constant +1/-1 updates stay HOT (no index insertion)
-COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards). Together with sp_users.user_count_deltas (changes not yet folded in, written by triggers on sp_users.users in the same transaction) exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
+COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards: 0..15 written by backends, -1 folded by compact_user_counts). Together with sp_users.user_count_deltas (changes not yet folded in, written by triggers on sp_users.users in the same transaction) exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
 
 -- Appended to by the triggers with a bare heap_insert, so: no index, trigger, default or
 -- constraint (the trigger checks). Folded into user_counts by compact_user_counts().
@@ -26,7 +26,7 @@ CREATE FUNCTION sp_users.compact_user_counts() RETURNS bigint
 AS 'MODULE_PATHNAME', 'sp_users_compact_user_counts'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION sp_users.compact_user_counts() IS 'Folds the committed counter deltas (those no other session is folding) into sp_users.user_counts; returns the number of counter rows written. Writers and the scheduled clean-up do it on their own; statistics are exact either way.';
+COMMENT ON FUNCTION sp_users.compact_user_counts() IS 'Folds the committed counter deltas (those no other session is folding) into sp_users.user_counts, then folds the per-backend shards of every counter into one row and drops counters that reached zero, so statistics read one row per (day, status, role set, bot) key; returns the number of counter rows written. Never waits for a writer (rows a writer holds are left for next time; a second concurrent compaction only folds deltas). Call it in READ COMMITTED. Writers fold deltas on their own and the scheduled clean-up calls it; statistics are exact either way.';
 
 CREATE FUNCTION sp_users._count_statement() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_count_statement' LANGUAGE C;
@@ -54,6 +54,7 @@ DECLARE
     n bigint;
 BEGIN
     LOCK TABLE sp_users.users IN SHARE MODE; -- no writer may slip between the count and the swap
+    LOCK TABLE sp_users.user_counts IN EXCLUSIVE MODE; -- and no compaction
     DELETE FROM sp_users.user_counts;
     DELETE FROM sp_users.user_count_deltas;
     INSERT INTO sp_users.user_counts (day, status, roles, is_bot, shard, n)
@@ -61,14 +62,14 @@ BEGIN
            u.status,
            (SELECT coalesce(sum(DISTINCT (1 << (array_position(enum_range(NULL::sp_users.user_role), r) - 1))), 0)::smallint
               FROM unnest(u.roles) AS r),
-           coalesce(u.is_bot, false), 0, count(*)
+           coalesce(u.is_bot, false), -1, count(*)
       FROM sp_users.users u
      GROUP BY 1, 2, 3, 4;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION sp_users.rebuild_user_counts() IS 'Recomputes sp_users.user_counts from sp_users.users (and folds the shards); returns the number of counter rows. Needed only after the counter triggers were disabled.';
+COMMENT ON FUNCTION sp_users.rebuild_user_counts() IS 'Recomputes sp_users.user_counts from sp_users.users, one folded row per key; returns the number of counter rows. Needed only after the counter triggers were disabled.';
 
 CREATE FUNCTION sp_users._stats(OUT total bigint, OUT created_24h bigint, OUT created_7d bigint, OUT created_30d bigint,
                                 OUT active bigint, OUT suspended bigint, OUT admins bigint, OUT anonymous bigint, OUT bots bigint,

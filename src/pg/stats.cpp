@@ -7,7 +7,9 @@
 // changes the users, so a reader that sums them sees exactly the counts that match the users its
 // snapshot sees; an aborted statement takes its deltas with it. Every few hundred delta rows a
 // writer folds the committed deltas into its own shard of user_counts (SKIP LOCKED, so it never
-// waits), and so do the scheduled clean-up and rebuild_user_counts().
+// waits), and so do the scheduled clean-up and rebuild_user_counts(). compact_user_counts() also
+// folds the writers' shards into one row per key (shard -1) and drops keys whose count is zero, so
+// the statistics read one row per key however many backends wrote it.
 #include "core/stats.hpp"
 #include "pg/pg_headers.hpp"
 
@@ -19,6 +21,7 @@
 extern "C" {
 #include "access/heapam.h"
 #include "access/table.h"
+#include "storage/lock.h"
 #include "catalog/pg_enum.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -94,6 +97,29 @@ const char* kCompactSql =
     "INSERT INTO sp_users.user_counts AS c (day, status, roles, is_bot, shard, n) "
     "SELECT d.day, d.status, d.roles, d.is_bot, $1, pg_catalog.sum(d.n) FROM d GROUP BY 1, 2, 3, 4 "
     "ON CONFLICT (day, status, roles, is_bot, shard) DO UPDATE SET n = c.n OPERATOR(pg_catalog.+) EXCLUDED.n";
+
+// Writers' shards (0..15) fold into this one; only compaction and rebuild_user_counts() write it.
+constexpr int16 kFoldedShard = -1;
+
+// Every counter row no writer holds locked moves into the folded shard of its key.
+const char* kFoldShardsSql =
+    "WITH s AS (DELETE FROM sp_users.user_counts x WHERE x.ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+    "             SELECT y.ctid FROM sp_users.user_counts y WHERE y.shard OPERATOR(pg_catalog.<>) $1 FOR UPDATE SKIP LOCKED)) "
+    "           RETURNING x.day, x.status, x.roles, x.is_bot, x.n) "
+    "INSERT INTO sp_users.user_counts AS c (day, status, roles, is_bot, shard, n) "
+    "SELECT s.day, s.status, s.roles, s.is_bot, $1, pg_catalog.sum(s.n) FROM s GROUP BY 1, 2, 3, 4 "
+    "ON CONFLICT (day, status, roles, is_bot, shard) DO UPDATE SET n = c.n OPERATOR(pg_catalog.+) EXCLUDED.n";
+const char* kDropZerosSql =
+    "DELETE FROM sp_users.user_counts c WHERE c.shard OPERATOR(pg_catalog.=) $1 AND c.n OPERATOR(pg_catalog.=) 0";
+
+// One shard fold at a time per database: a transaction-level lock in the advisory lock space,
+// under a field4 of our own so it can never collide with an application's pg_advisory_lock keys.
+constexpr uint16 kLockClass = 0x5350; // "SP"
+bool try_lock_shard_fold(Oid counts_oid) {
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, counts_oid, 0, kLockClass);
+    return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
 
 // PostgreSQL side: appends one key (and its sign) per row of a transition table.
 void collect(Tuplestorestate* rows, TupleDesc desc, int sign, Key* keys, int* signs, int& count, int capacity) {
@@ -184,20 +210,30 @@ SP_FUNCTION(sp_users_count_statement) {
     return PointerGetDatum(nullptr);
 }
 
-// sp_users.compact_user_counts() RETURNS bigint: folds every committed, unlocked delta now.
+// sp_users.compact_user_counts() RETURNS bigint: folds every committed, unlocked delta now, then
+// (unless another compaction is at it) the shards, and drops zero counters. Never waits on a writer.
 SP_FUNCTION(sp_users_compact_user_counts) {
-    int64 folded_rows = 0;
+    int64 written = 0;
     pg_call([&] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
         Oid types[1] = {INT2OID};
         Datum values[1] = {Int16GetDatum(int16(MyProcPid % kShards))};
         if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
             elog(ERROR, "sp_users: folding counter deltas failed");
-        folded_rows = int64(SPI_processed);
+        written += int64(SPI_processed);
+        Oid counts = get_relname_relid("user_counts", get_namespace_oid("sp_users", false));
+        if (OidIsValid(counts) && try_lock_shard_fold(counts)) {
+            values[0] = Int16GetDatum(kFoldedShard);
+            if (SPI_execute_with_args(kFoldShardsSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+                elog(ERROR, "sp_users: folding counter shards failed");
+            written += int64(SPI_processed);
+            if (SPI_execute_with_args(kDropZerosSql, 1, types, values, nullptr, false, 0) != SPI_OK_DELETE)
+                elog(ERROR, "sp_users: dropping zero counters failed");
+        }
         SPI_finish();
     });
     appended_since_compaction() = 0;
-    return Int64GetDatum(folded_rows);
+    return Int64GetDatum(written);
 }
 
 namespace {
