@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Statistics benchmark, one run: 1 000 000 users with a realistic mix; median of 5 timings each of
 # (a) the seed's SQL (get_stats query + its three breakdown queries) and (b) sp_users.get_stats()
-# + sp_users.count_with_breakdown(); then create_user throughput with the counter triggers on vs
+# + sp_users.count_with_breakdown(); statistics read time on a 16-shard counter layout vs the
+# layout compact_user_counts() folds it to; then create_user throughput with the counter triggers on vs
 # off (pgbench -c 2 -j 2, alternating, 10 s each, twice).
 #   bench/stats.sh [users, default 1000000]
 set -euo pipefail
@@ -65,6 +66,47 @@ BEGIN
     RAISE NOTICE '%', format('%-46s %10s', '(b) sp_users.get_stats()', round(med[3]::numeric, 2));
     RAISE NOTICE '%', format('%-46s %10s', '(b) sp_users.count_with_breakdown()', round(med[4]::numeric, 2));
     RAISE NOTICE '%', format('%-46s %10s', 'speed-up (a) / (b)', round(((med[1] + med[2]) / (med[3] + med[4]))::numeric, 1) || 'x');
+END $$;
+SQL
+
+# Counter layout: what 16 writing backends leave (each key split over 16 shards, keys with fewer
+# users than shards leave zero counters), then compact_user_counts() folds it back to one row per
+# key. Statistics read time measured on both layouts in this run.
+psql -X -q -d $DB <<'SQL' 2>&1 | sed -n 's/^NOTICE:  //p' | tee -a "$OUT/timings.txt"
+CREATE FUNCTION pg_temp.read_ms() RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t timestamptz; ms float8[] := '{}';
+BEGIN
+    FOR i IN 1..5 LOOP
+        t := clock_timestamp();
+        PERFORM * FROM sp_users.get_stats();
+        PERFORM * FROM sp_users.count_with_breakdown();
+        ms := ms || extract(epoch FROM clock_timestamp() - t) * 1000;
+    END LOOP;
+    RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY m) FROM unnest(ms) m);
+END $$;
+CREATE TEMP TABLE layout (name text, rows bigint, ms float8);
+WITH c AS (DELETE FROM sp_users.user_counts RETURNING *)
+INSERT INTO sp_users.user_counts (day, status, roles, is_bot, shard, n)
+SELECT c.day, c.status, c.roles, c.is_bot, s, c.n / 16 + CASE WHEN s < c.n % 16 THEN 1 ELSE 0 END
+  FROM c, generate_series(0, 15) s;
+VACUUM sp_users.user_counts;
+INSERT INTO layout SELECT 'sharded', (SELECT count(*) FROM sp_users.user_counts), pg_temp.read_ms();
+CREATE FUNCTION pg_temp.compact_ms() RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t timestamptz := clock_timestamp();
+BEGIN PERFORM sp_users.compact_user_counts(); RETURN extract(epoch FROM clock_timestamp() - t) * 1000; END $$;
+INSERT INTO layout SELECT 'compaction', NULL, pg_temp.compact_ms();
+VACUUM sp_users.user_counts;
+INSERT INTO layout SELECT 'folded', (SELECT count(*) FROM sp_users.user_counts), pg_temp.read_ms();
+DO $$
+DECLARE s layout; c layout; f layout;
+BEGIN
+    SELECT * INTO s FROM layout WHERE name = 'sharded';
+    SELECT * INTO c FROM layout WHERE name = 'compaction';
+    SELECT * INTO f FROM layout WHERE name = 'folded';
+    RAISE NOTICE '%', format('%-46s %10s', 'get_stats + breakdown, 16 shards: ' || s.rows || ' rows', round(s.ms::numeric, 2));
+    RAISE NOTICE '%', format('%-46s %10s', 'compact_user_counts() folding them', round(c.ms::numeric, 1));
+    RAISE NOTICE '%', format('%-46s %10s', 'get_stats + breakdown, folded: ' || f.rows || ' rows', round(f.ms::numeric, 2));
+    RAISE NOTICE '%', format('%-46s %10s', 'speed-up from folding', round((s.ms / f.ms)::numeric, 1) || 'x');
 END $$;
 SQL
 

@@ -216,13 +216,16 @@ SP_FUNCTION(sp_users_compact_user_counts) {
     int64 written = 0;
     pg_call([&] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        Oid counts = get_relname_relid("user_counts", get_namespace_oid("sp_users", false));
+        // The lock holder folds deltas straight into the folded shard; a second, concurrent
+        // compaction folds them into its own shard, which no one else is rewriting.
+        const bool folder = OidIsValid(counts) && try_lock_shard_fold(counts);
         Oid types[1] = {INT2OID};
-        Datum values[1] = {Int16GetDatum(int16(MyProcPid % kShards))};
+        Datum values[1] = {Int16GetDatum(folder ? kFoldedShard : int16(MyProcPid % kShards))};
         if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
             elog(ERROR, "sp_users: folding counter deltas failed");
         written += int64(SPI_processed);
-        Oid counts = get_relname_relid("user_counts", get_namespace_oid("sp_users", false));
-        if (OidIsValid(counts) && try_lock_shard_fold(counts)) {
+        if (folder) {
             values[0] = Int16GetDatum(kFoldedShard);
             if (SPI_execute_with_args(kFoldShardsSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
                 elog(ERROR, "sp_users: folding counter shards failed");

@@ -102,9 +102,20 @@ SELECT * FROM pg_temp.check('after 1 100 single-row statements');
 SELECT cmp_ok(sp_users.compact_user_counts(), '>=', 0::bigint, 'compact_user_counts');
 SELECT is((SELECT count(*)::int FROM sp_users.user_count_deltas), 0, 'no delta left after compaction');
 SELECT * FROM pg_temp.check('after compaction');
+SELECT is_empty($$SELECT 1 FROM sp_users.user_counts WHERE shard <> -1 OR n = 0$$, 'compaction folds every shard and leaves no zero counter');
+SELECT is_empty($$SELECT 1 FROM sp_users.user_counts GROUP BY day, status, roles, is_bot HAVING count(*) > 1$$, 'one counter row per key after compaction');
+INSERT INTO sp_users.users (name, email, is_bot, created_at)
+SELECT 'gone' || i, 'gone' || i || '@example.com', true, timestamptz '2001-02-03 12:00+00' FROM generate_series(1, 5) i;
+SELECT cmp_ok(sp_users.compact_user_counts(), '>', 0::bigint, 'compaction folds the new users');
+SELECT is((SELECT sum(n)::int FROM sp_users.user_counts WHERE day = 399 AND is_bot), 5, 'their counter (day 399, bots)');
+DELETE FROM sp_users.users WHERE name LIKE 'gone%';
+SELECT cmp_ok(sp_users.compact_user_counts(), '>=', 0::bigint, 'compaction after deleting them');
+SELECT is_empty($$SELECT 1 FROM sp_users.user_counts WHERE day = 399$$, 'a counter that reached zero is dropped');
+SELECT * FROM pg_temp.check('after a counter went to zero');
 
 SELECT is(sp_users.rebuild_user_counts() > 0, true, 'rebuild_user_counts');
 SELECT * FROM pg_temp.check('after rebuild');
+SELECT is_empty($$SELECT 1 FROM sp_users.user_counts WHERE shard <> -1$$, 'rebuild writes folded counters');
 TRUNCATE sp_users.users CASCADE;
 SELECT * FROM pg_temp.check('after truncate');
 
