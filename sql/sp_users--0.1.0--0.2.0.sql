@@ -5,6 +5,7 @@
 -- into one row per key (shard -1) and drops zero counters, so statistics cost one row per key;
 -- rebuild_user_counts() writes folded rows and excludes a concurrent compaction; the scheduled
 -- clean-up compacts once more at the end of a run, so the users it deleted leave no counters.
+-- Merges deduplicate collisions on partial and expression unique indexes (C++; comment below).
 \echo Use "ALTER EXTENSION sp_users UPDATE TO '0.2.0'" to load this file. \quit
 
 COMMENT ON TABLE sp_users.user_counts IS 'Maintained counters behind the statistics functions: number of users per creation day, status, role set and bot flag (summed over shards: 0..15 written by backends, -1 folded by compact_user_counts). Together with sp_users.user_count_deltas (changes not yet folded in, written by triggers on sp_users.users in the same transaction) exact in every snapshot. Derived data: not dumped (restoring users rebuilds it); sp_users.rebuild_user_counts() recomputes it.';
@@ -99,6 +100,10 @@ END
 $$;
 COMMENT ON PROCEDURE sp_users.run_anonymous_cleanup(integer, boolean, integer) IS
 'CALL it (outside a transaction block): ends expired sessions, then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). After each batch it pauses sp_users.cleanup_pause_factor (default 3) times the batch''s duration, so it takes at most about a quarter of a core; set it to 0 for full speed. enforce => false deletes nothing and records how many would go. At the end it compacts the statistics counters (compact_user_counts). Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
+
+-- Merges (C++) now deduplicate partial and expression unique indexes too.
+COMMENT ON FUNCTION sp_users.merge_users(uuid, uuid) IS
+'Moves every row that points at source to target — in every table of the database with a single-column foreign key to sp_users.users(id), whatever its schema, and in every column registered with register_user_reference — then deletes source, in one transaction. Both users are locked in id order first, tables are processed in a fixed order, so concurrent merges cannot deadlock each other. When a moved row would violate a unique index that has the user column as a key column (the target already has its counterpart; partial indexes, expression keys and NULLS NOT DISTINCT included), the target''s row is kept and the source''s is deleted, counted under tables->''dropped_duplicates''. Returns sessions moved, total rows moved, and tables: {"schema.table.column": rows moved} (zeros included). Source = target raises 22023; a missing (or deleted) user P0002.';
 
 -- Fold what 0.1.0 left behind (shards and zero counters) now.
 SELECT sp_users.compact_user_counts();

@@ -60,20 +60,28 @@ std::vector<MergeStep> plan_merge(std::vector<Reference> refs) {
         step.key = key_of(r);
         step.move_sql = "UPDATE " + table + " SET " + col + " = " + target + " WHERE " + col + " = " + source;
         if (!r.unique_keys.empty()) {
-            std::string any_collision;
+            // Source rows that would land on a key a target row holds, per index: each side's keys
+            // are computed in a subquery over the table alone, where the deparsed SQL resolves.
+            std::string colliding;
             for (const UniqueKey& k : r.unique_keys) {
-                std::string cond = "EXISTS (SELECT 1 FROM " + table + " AS sp_dst WHERE sp_dst." + col + " = " + target;
-                for (const std::string& other : k.other_columns) {
-                    const std::string c = quote_ident(other);
+                const std::string filter = k.predicate.empty() ? "" : " AND (" + k.predicate + ")";
+                std::string src_keys, dst_keys, match;
+                for (std::size_t i = 0; i < k.other_keys.size(); ++i) {
+                    const std::string name = "sp_k" + std::to_string(i + 1);
+                    src_keys += ", (" + k.other_keys[i] + ") AS " + name;
+                    dst_keys += std::string(i ? ", " : "") + "(" + k.other_keys[i] + ") AS " + name;
                     // Without NULLS NOT DISTINCT a NULL never collides, and `=` says exactly that.
-                    cond += k.nulls_not_distinct ? " AND sp_dst." + c + " IS NOT DISTINCT FROM sp_src." + c
-                                                 : " AND sp_dst." + c + " = sp_src." + c;
+                    match += std::string(i ? " AND " : " WHERE ") + "sp_dst." + name +
+                             (k.nulls_not_distinct ? " IS NOT DISTINCT FROM sp_src." : " = sp_src.") + name;
                 }
-                cond += ")";
-                if (!any_collision.empty()) any_collision += " OR ";
-                any_collision += cond;
+                if (dst_keys.empty()) dst_keys = "1";
+                if (!colliding.empty()) colliding += " UNION ALL ";
+                colliding += "SELECT sp_src.sp_ctid FROM (SELECT ctid AS sp_ctid" + src_keys + " FROM " + table + " WHERE " + col +
+                             " = " + source + filter + ") AS sp_src WHERE EXISTS (SELECT 1 FROM (SELECT " + dst_keys + " FROM " +
+                             table + " WHERE " + col + " = " + target + filter + ") AS sp_dst" + match + ")";
             }
-            step.dedupe_sql = "DELETE FROM " + table + " AS sp_src WHERE sp_src." + col + " = " + source + " AND (" + any_collision + ")";
+            // ctid = ANY (ARRAY(...)) is a TID scan; ctid IN (...) would scan the whole table.
+            step.dedupe_sql = "DELETE FROM " + table + " WHERE ctid = ANY (ARRAY(" + colliding + "))";
         }
         steps.push_back(std::move(step));
     }

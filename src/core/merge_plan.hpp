@@ -10,10 +10,14 @@
 
 namespace sp::core {
 
-// A unique index (or constraint) on a referencing table that includes the user-id column.
+// A unique index (or constraint) on a referencing table with the user-id column as a plain key
+// column. Its other keys and predicate are SQL as PostgreSQL deparses them (pg_get_indexdef,
+// pg_get_expr): they name the table's columns unqualified, so the plan evaluates them in a scope
+// that holds that table alone.
 struct UniqueKey {
-    std::vector<std::string> other_columns; // the index's columns besides the user-id column
+    std::vector<std::string> other_keys;    // the other key columns: quoted names or expressions
     bool nulls_not_distinct = false;        // PostgreSQL 15 NULLS NOT DISTINCT
+    std::string predicate;                  // a partial index's WHERE clause; empty for a full index
 };
 
 // One column that holds a user id: a foreign key to sp_users.users(id), or a registered column.
@@ -22,7 +26,7 @@ struct Reference {
     std::string table;
     std::string column;
     std::string column_type;             // format_type() of the column, e.g. "uuid" or "text"
-    std::vector<UniqueKey> unique_keys;  // plain-column, non-partial unique indexes over `column`
+    std::vector<UniqueKey> unique_keys;  // unique indexes with `column` as a plain key column
 };
 
 // What to run for one reference. $1 is the source id and $2 the target id, both as text.

@@ -43,17 +43,19 @@ const char* kReferencesSql =
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "  JOIN pg_catalog.pg_attribute a ON a.attrelid = ref.rel AND a.attnum = ref.attnum";
 
-// One row per (unique index over the column, other column of that index); attname NULL when the
-// index has no other column. Expression and partial indexes are left out (see README).
+// One row per (unique index with the column as a plain key column, other key column of that
+// index), deparsed as SQL (a name or an expression); NULL when the index has no other key. INCLUDE
+// columns are not keys. The predicate of a partial index comes along.
 const char* kUniqueKeysSql =
-    "SELECT i.indexrelid::text, i.indnullsnotdistinct::text, oa.attname::text "
+    "SELECT i.indexrelid::text, i.indnullsnotdistinct::text, pg_catalog.pg_get_expr(i.indpred, i.indrelid), ok.def "
     "  FROM pg_catalog.pg_index i "
-    "  LEFT JOIN LATERAL (SELECT att.attname, k.ord FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord) "
-    "                       JOIN pg_catalog.pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = k.attnum "
-    "                      WHERE k.attnum OPERATOR(pg_catalog.<>) $2::pg_catalog.int2) oa ON true "
-    " WHERE i.indrelid = $1::pg_catalog.oid AND i.indisunique AND i.indexprs IS NULL AND i.indpred IS NULL "
-    "   AND $2::pg_catalog.int2 OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[]) "
-    " ORDER BY i.indexrelid, oa.ord";
+    "  LEFT JOIN LATERAL (SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k.ord::pg_catalog.int4, false) AS def, k.ord "
+    "                       FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord) "
+    "                      WHERE k.ord OPERATOR(pg_catalog.<=) i.indnkeyatts AND k.attnum OPERATOR(pg_catalog.<>) $2::pg_catalog.int2) ok ON true "
+    " WHERE i.indrelid = $1::pg_catalog.oid AND i.indisunique "
+    "   AND EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord) "
+    "                WHERE k.ord OPERATOR(pg_catalog.<=) i.indnkeyatts AND k.attnum OPERATOR(pg_catalog.=) $2::pg_catalog.int2) "
+    " ORDER BY i.indexrelid, ok.ord";
 
 std::vector<sp::core::Reference> load_references() {
     std::vector<sp::core::Reference> refs;
@@ -75,9 +77,10 @@ std::vector<sp::core::Reference> load_references() {
             std::string index = spi_text(keys, i, 1).value_or("");
             if (index != current) {
                 current = index;
-                refs[r].unique_keys.push_back(sp::core::UniqueKey{{}, spi_text(keys, i, 2).value_or("false") == "true"});
+                refs[r].unique_keys.push_back(sp::core::UniqueKey{
+                    {}, spi_text(keys, i, 2).value_or("false") == "true", spi_text(keys, i, 3).value_or("")});
             }
-            if (auto other = spi_text(keys, i, 3)) refs[r].unique_keys.back().other_columns.push_back(*other);
+            if (auto other = spi_text(keys, i, 4)) refs[r].unique_keys.back().other_keys.push_back(*other);
         }
     }
     return refs;

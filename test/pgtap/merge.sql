@@ -1,5 +1,5 @@
 -- pgTAP: merges across schemas — FK with ON DELETE CASCADE, FK with SET NULL, a registered non-FK
--- column, unique constraints that collide — and the SPEC errors.
+-- column, unique constraints and partial / expression unique indexes that collide — and the SPEC errors.
 BEGIN;
 SELECT no_plan();
 
@@ -68,6 +68,29 @@ SELECT is((SELECT count(*)::int FROM sp_users.user_references), 0, 'registry emp
 SELECT id AS ghost FROM sp_users.create_user('ghost', 'ghost@example.com') \gset
 SELECT sp_users.update_status(:'ghost', 'deleted');
 SELECT throws_ok(format('SELECT sp_users.merge_users(%L, %L)', :'ghost', :'reg'), 'P0002', NULL, 'soft-deleted source is not found');
+
+-- Unique indexes beyond plain columns: partial, with expressions, with INCLUDE columns, NULLS NOT
+-- DISTINCT. A collision drops the source's row, a non-collision moves it.
+CREATE TABLE shop.subs (id serial PRIMARY KEY, user_id uuid REFERENCES sp_users.users (id), plan text, active boolean NOT NULL);
+CREATE UNIQUE INDEX subs_one_active ON shop.subs (user_id) WHERE active;        -- one active subscription per user
+CREATE TABLE shop.emails (id serial PRIMARY KEY, owner uuid REFERENCES sp_users.users (id), address text, note text);
+CREATE UNIQUE INDEX emails_per_owner ON shop.emails (owner, lower(address)) INCLUDE (note);
+CREATE TABLE shop.slots (owner uuid REFERENCES sp_users.users (id), slot int, UNIQUE NULLS NOT DISTINCT (owner, slot));
+SELECT id AS a FROM sp_users.create_user('ann', 'ann@example.com') \gset
+SELECT id AS b FROM sp_users.create_user('bob', 'bob@example.com') \gset
+INSERT INTO shop.subs (user_id, plan, active) VALUES (:'a', 'pro', true), (:'a', 'old', false), (:'b', 'basic', true), (:'b', 'older', false);
+INSERT INTO shop.emails (owner, address, note) VALUES (:'a', 'Ann@Example.com', 'a1'), (:'a', 'ann@work.example', 'a2'), (:'b', 'ANN@example.COM', 'b1');
+INSERT INTO shop.slots VALUES (:'a', NULL), (:'a', 1), (:'b', NULL), (:'b', 2);
+CREATE TEMP TABLE result2 AS SELECT * FROM sp_users.merge_users(:'a', :'b');
+SELECT is((SELECT tables->'dropped_duplicates' FROM result2),
+          '{"shop.subs.user_id": 1, "shop.emails.owner": 1, "shop.slots.owner": 1}'::jsonb,
+          'partial, expression and NULLS NOT DISTINCT collisions dropped and reported');
+SELECT is((SELECT string_agg(plan || ':' || active, ',' ORDER BY plan) FROM shop.subs WHERE user_id = :'b'), 'basic:true,old:false,older:false',
+          'partial index: the target''s active subscription kept, the source''s inactive one moved');
+SELECT is((SELECT string_agg(address || ':' || note, ',' ORDER BY note) FROM shop.emails WHERE owner = :'b'), 'ann@work.example:a2,ANN@example.COM:b1',
+          'expression index: lower(address) collided, the other address moved (INCLUDE column not a key)');
+SELECT is((SELECT string_agg(coalesce(slot::text, 'null'), ',' ORDER BY slot) FROM shop.slots WHERE owner = :'b'), '1,2,null',
+          'NULLS NOT DISTINCT: the NULL slot collided');
 
 SELECT * FROM finish();
 ROLLBACK;

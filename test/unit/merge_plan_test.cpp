@@ -31,20 +31,37 @@ TEST(MergePlan, OrderedAndDeduplicated) {
 }
 
 TEST(MergePlan, UniqueKeysProduceDedupe) {
-    std::vector<Reference> refs = {{"app", "prefs", "user_id", "uuid", {UniqueKey{{}, false}, UniqueKey{{"kind", "name"}, true}}}};
+    std::vector<Reference> refs = {{"app", "prefs", "user_id", "uuid", {UniqueKey{{}, false, ""}, UniqueKey{{"kind", "\"Name\""}, true, ""}}}};
     auto steps = plan_merge(refs);
     ASSERT_EQ(steps.size(), 1u);
     EXPECT_EQ(steps[0].dedupe_sql,
-              "DELETE FROM \"app\".\"prefs\" AS sp_src WHERE sp_src.\"user_id\" = CAST($1 AS uuid) AND ("
-              "EXISTS (SELECT 1 FROM \"app\".\"prefs\" AS sp_dst WHERE sp_dst.\"user_id\" = CAST($2 AS uuid)) OR "
-              "EXISTS (SELECT 1 FROM \"app\".\"prefs\" AS sp_dst WHERE sp_dst.\"user_id\" = CAST($2 AS uuid)"
-              " AND sp_dst.\"kind\" IS NOT DISTINCT FROM sp_src.\"kind\" AND sp_dst.\"name\" IS NOT DISTINCT FROM sp_src.\"name\"))");
+              "DELETE FROM \"app\".\"prefs\" WHERE ctid = ANY (ARRAY("
+              "SELECT sp_src.sp_ctid FROM (SELECT ctid AS sp_ctid FROM \"app\".\"prefs\" WHERE \"user_id\" = CAST($1 AS uuid)) AS sp_src"
+              " WHERE EXISTS (SELECT 1 FROM (SELECT 1 FROM \"app\".\"prefs\" WHERE \"user_id\" = CAST($2 AS uuid)) AS sp_dst)"
+              " UNION ALL "
+              "SELECT sp_src.sp_ctid FROM (SELECT ctid AS sp_ctid, (kind) AS sp_k1, (\"Name\") AS sp_k2 FROM \"app\".\"prefs\""
+              " WHERE \"user_id\" = CAST($1 AS uuid)) AS sp_src"
+              " WHERE EXISTS (SELECT 1 FROM (SELECT (kind) AS sp_k1, (\"Name\") AS sp_k2 FROM \"app\".\"prefs\""
+              " WHERE \"user_id\" = CAST($2 AS uuid)) AS sp_dst"
+              " WHERE sp_dst.sp_k1 IS NOT DISTINCT FROM sp_src.sp_k1 AND sp_dst.sp_k2 IS NOT DISTINCT FROM sp_src.sp_k2)))");
+}
+
+TEST(MergePlan, PartialAndExpressionKeys) {
+    // UNIQUE (user_id, lower(email)) WHERE active: both sides filtered by the predicate, keys compared by value.
+    std::vector<Reference> refs = {{"app", "subs", "owner", "text", {UniqueKey{{"lower(email)"}, false, "active AND NOT archived"}}}};
+    auto steps = plan_merge(refs);
+    ASSERT_EQ(steps.size(), 1u);
+    const std::string& sql = steps[0].dedupe_sql;
+    EXPECT_NE(sql.find("(SELECT ctid AS sp_ctid, (lower(email)) AS sp_k1 FROM \"app\".\"subs\" WHERE \"owner\" = CAST($1 AS text)"
+                       " AND (active AND NOT archived)) AS sp_src"), std::string::npos) << sql;
+    EXPECT_NE(sql.find("(SELECT (lower(email)) AS sp_k1 FROM \"app\".\"subs\" WHERE \"owner\" = CAST($2 AS text)"
+                       " AND (active AND NOT archived)) AS sp_dst WHERE sp_dst.sp_k1 = sp_src.sp_k1"), std::string::npos) << sql;
 }
 
 TEST(MergePlan, HostileNamesStayIdentifiers) {
-    std::vector<Reference> refs = {{"s\"; DROP TABLE x; --", "t", "c", "uuid", {UniqueKey{{"o\"ther"}, false}}}};
+    std::vector<Reference> refs = {{"s\"; DROP TABLE x; --", "t", "c\"", "uuid", {UniqueKey{{"\"o\"\"ther\""}, false, ""}}}};
     auto steps = plan_merge(refs);
     ASSERT_EQ(steps.size(), 1u);
     EXPECT_NE(steps[0].move_sql.find("\"s\"\"; DROP TABLE x; --\""), std::string::npos);
-    EXPECT_NE(steps[0].dedupe_sql.find("sp_dst.\"o\"\"ther\" = sp_src.\"o\"\"ther\""), std::string::npos);
+    EXPECT_NE(steps[0].dedupe_sql.find("WHERE \"c\"\"\" = CAST($1 AS uuid)"), std::string::npos) << steps[0].dedupe_sql;
 }
