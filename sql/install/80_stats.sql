@@ -26,7 +26,7 @@ CREATE FUNCTION sp_users.compact_user_counts() RETURNS bigint
 AS 'MODULE_PATHNAME', 'sp_users_compact_user_counts'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION sp_users.compact_user_counts() IS 'Folds the committed counter deltas (those no other session is folding) into sp_users.user_counts, then folds the per-backend shards of every counter into one row and drops counters that reached zero, so statistics read one row per (day, status, role set, bot) key; returns the number of counter rows written. Never waits for a writer (rows a writer holds are left for next time; a second concurrent compaction only folds deltas). Call it in READ COMMITTED. Writers fold deltas on their own and the scheduled clean-up calls it; statistics are exact either way.';
+COMMENT ON FUNCTION sp_users.compact_user_counts() IS 'Folds the committed counter deltas (those no other session is folding) into sp_users.user_counts, then folds the per-backend shards of every counter into one row and drops counters that reached zero, so statistics read one row per (day, status, role set, bot) key; returns the number of counter rows written. Never waits for a writer (rows a writer holds are left for next time; a second concurrent compaction only folds deltas). Call it in its own READ COMMITTED transaction: a writer whose counter rows it folded waits for its commit. Writers fold deltas on their own and the scheduled clean-up calls it; statistics are exact either way.';
 
 CREATE FUNCTION sp_users._count_statement() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_count_statement' LANGUAGE C;

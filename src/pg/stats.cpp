@@ -6,10 +6,10 @@
 // no waiting on other writers). Both tables are ordinary MVCC data written in the transaction that
 // changes the users, so a reader that sums them sees exactly the counts that match the users its
 // snapshot sees; an aborted statement takes its deltas with it. Every few hundred delta rows a
-// writer folds the committed deltas into its own shard of user_counts (SKIP LOCKED, so it never
-// waits), and so do the scheduled clean-up and rebuild_user_counts(). compact_user_counts() also
-// folds the writers' shards into one row per key (shard -1) and drops keys whose count is zero, so
-// the statistics read one row per key however many backends wrote it.
+// writer folds the committed deltas into its own shard of user_counts (SKIP LOCKED, and only while
+// no other open transaction holds that shard, so writers never wait for each other).
+// compact_user_counts() also folds the writers' shards into one row per key (shard -1) and drops
+// keys whose count is zero, so the statistics read one row per key however many backends wrote it.
 #include "core/stats.hpp"
 #include "pg/pg_headers.hpp"
 
@@ -112,14 +112,19 @@ const char* kFoldShardsSql =
 const char* kDropZerosSql =
     "DELETE FROM sp_users.user_counts c WHERE c.shard OPERATOR(pg_catalog.=) $1 AND c.n OPERATOR(pg_catalog.=) 0";
 
-// One shard fold at a time per database: a transaction-level lock in the advisory lock space,
-// under a field4 of our own so it can never collide with an application's pg_advisory_lock keys.
+// Transaction-level locks in the advisory lock space, under a field4 of our own so they never
+// collide with an application's pg_advisory_lock keys: `which` 0 is the shard fold (one at a time
+// per database), s + 1 is writer shard s. Only ever tried, never waited for: a writer whose shard
+// another open transaction holds defers its fold, so writers never wait for each other.
 constexpr uint16 kLockClass = 0x5350; // "SP"
-bool try_lock_shard_fold(Oid counts_oid) {
+constexpr uint32 kFoldLock = 0;
+uint32 shard_lock(int16 shard) { return uint32(shard) + 1; }
+bool try_lock_counters(Oid counts_oid, uint32 which) {
     LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, counts_oid, 0, kLockClass);
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, counts_oid, which, kLockClass);
     return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
+Oid counts_relid() { return get_relname_relid("user_counts", get_namespace_oid("sp_users", false)); }
 
 // PostgreSQL side: appends one key (and its sign) per row of a transition table.
 void collect(Tuplestorestate* rows, TupleDesc desc, int sign, Key* keys, int* signs, int& count, int capacity) {
@@ -192,8 +197,9 @@ SP_FUNCTION(sp_users_count_statement) {
     });
     appended_since_compaction() += appended;
     if (appended_since_compaction() >= kCompactEvery && !IsolationUsesXactSnapshot()) {
-        appended_since_compaction() = 0;
+        bool folded = false;
         pg_call([&] {
+            if (!try_lock_counters(counts_relid(), shard_lock(shard))) return; // retried on the next statement
             Oid saved_user;
             int saved_sec;
             GetUserIdAndSecContext(&saved_user, &saved_sec);
@@ -205,7 +211,9 @@ SP_FUNCTION(sp_users_count_statement) {
                 elog(ERROR, "sp_users: folding counter deltas failed");
             SPI_finish();
             SetUserIdAndSecContext(saved_user, saved_sec);
+            folded = true;
         });
+        if (folded) appended_since_compaction() = 0;
     }
     return PointerGetDatum(nullptr);
 }
@@ -216,15 +224,18 @@ SP_FUNCTION(sp_users_compact_user_counts) {
     int64 written = 0;
     pg_call([&] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-        Oid counts = get_relname_relid("user_counts", get_namespace_oid("sp_users", false));
-        // The lock holder folds deltas straight into the folded shard; a second, concurrent
-        // compaction folds them into its own shard, which no one else is rewriting.
-        const bool folder = OidIsValid(counts) && try_lock_shard_fold(counts);
+        const Oid counts = counts_relid();
+        // The fold-lock holder folds deltas straight into the folded shard; a concurrent compaction
+        // folds them into its own writer shard if no open transaction holds that one.
+        const bool folder = OidIsValid(counts) && try_lock_counters(counts, kFoldLock);
+        const int16 own = int16(MyProcPid % kShards);
         Oid types[1] = {INT2OID};
-        Datum values[1] = {Int16GetDatum(folder ? kFoldedShard : int16(MyProcPid % kShards))};
-        if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
-            elog(ERROR, "sp_users: folding counter deltas failed");
-        written += int64(SPI_processed);
+        Datum values[1] = {Int16GetDatum(folder ? kFoldedShard : own)};
+        if (folder || (OidIsValid(counts) && try_lock_counters(counts, shard_lock(own)))) {
+            if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+                elog(ERROR, "sp_users: folding counter deltas failed");
+            written += int64(SPI_processed);
+        }
         if (folder) {
             values[0] = Int16GetDatum(kFoldedShard);
             if (SPI_execute_with_args(kFoldShardsSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
