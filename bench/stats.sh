@@ -3,7 +3,7 @@
 # (a) the seed's SQL (get_stats query + its three breakdown queries) and (b) sp_users.get_stats()
 # + sp_users.count_with_breakdown(); statistics read time on a 16-shard counter layout vs the
 # layout compact_user_counts() folds it to; then create_user throughput with the counter triggers on vs
-# off (pgbench -c 2 -j 2, alternating, 10 s each, twice).
+# off (pgbench -c 2 -j 2, alternating, 10 s each, twice), and the same in one backend without round trips.
 #   bench/stats.sh [users, default 1000000]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -121,3 +121,39 @@ awk -v a="$on1" -v b="$on2" -v c="$off1" -v d="$off2" 'BEGIN {
     printf "%-46s %10.0f\n", "create_user tps, counters maintained", on;
     printf "%-46s %10.0f\n", "create_user tps, counter triggers disabled", off;
     printf "%-46s %9.1f%%\n", "throughput cost of the counters", (1 - on / off) * 100 }' | tee -a "$OUT/timings.txt"
+
+# The same cost without client round trips or pgbench scheduling (which make the tps above swing
+# by ±10 % between runs on a small VM): in one backend, rounds of 2 000 create_user calls with
+# the counter trigger on and off, alternating, one transaction per round; medians per call.
+psql -X -q -d $DB <<'SQL' 2>&1 | sed -n 's/^NOTICE:  //p' | tee -a "$OUT/timings.txt"
+CREATE TEMP TABLE cu_times (variant text, us float8);
+CREATE PROCEDURE pg_temp.cu_rounds(rounds int, per_round int) LANGUAGE plpgsql AS $$
+DECLARE t timestamptz; tag text;
+BEGIN
+    FOR r IN 1..rounds LOOP
+        FOREACH tag IN ARRAY ARRAY['on', 'off'] LOOP
+            EXECUTE format('ALTER TABLE sp_users.users %s TRIGGER users_count_insert', CASE WHEN tag = 'on' THEN 'ENABLE' ELSE 'DISABLE' END);
+            COMMIT;
+            t := clock_timestamp();
+            FOR i IN 1..per_round LOOP
+                PERFORM sp_users.create_user('ip_' || tag || r || '_' || i, 'ip_' || tag || r || '_' || i || '@example.com');
+            END LOOP;
+            COMMIT;
+            INSERT INTO cu_times VALUES (tag, extract(epoch FROM clock_timestamp() - t) * 1e6 / per_round);
+            COMMIT;
+        END LOOP;
+    END LOOP;
+    ALTER TABLE sp_users.users ENABLE TRIGGER users_count_insert;
+    COMMIT;
+END $$;
+CALL pg_temp.cu_rounds(8, 2000);
+DO $$
+DECLARE t_on float8; t_off float8;
+BEGIN
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY us) INTO t_on FROM cu_times WHERE variant = 'on';
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY us) INTO t_off FROM cu_times WHERE variant = 'off';
+    RAISE NOTICE '%', format('%-46s %10s', 'create_user in-process, counters (us/call)', round(t_on::numeric, 1));
+    RAISE NOTICE '%', format('%-46s %10s', 'create_user in-process, no counters (us/call)', round(t_off::numeric, 1));
+    RAISE NOTICE '%', format('%-46s %9s%%', 'in-process cost of the counters', round(((t_on - t_off) / t_off * 100)::numeric, 1));
+END $$;
+SQL
