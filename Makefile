@@ -38,11 +38,15 @@ $(DATA_built): $(INSTALL_PARTS) sp_users.control
 	   printf '%s\n' '\echo Use "CREATE EXTENSION sp_users" to load this file. \quit'; \
 	   for f in $(INSTALL_PARTS); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
-.PHONY: unit fuzz-smoke
+.PHONY: unit fuzz-smoke dist
 unit:
 	$(MAKE) -C test/unit run
 fuzz-smoke:
 	$(MAKE) -C test/fuzz smoke
+
+# The PGXN release archive: the committed tree at HEAD, under sp_users-<version>/.
+dist:
+	git archive --format zip --prefix=sp_users-$(EXTVERSION)/ -o sp_users-$(EXTVERSION).zip HEAD
 
 # PGXS tracks no header dependencies: rebuild every object when any header changes, so no object
 # is ever compiled against an older layout of a shared type.
