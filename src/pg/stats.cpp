@@ -236,8 +236,7 @@ SP_FUNCTION(sp_users_compact_user_counts) {
                 elog(ERROR, "sp_users: folding counter deltas failed");
             written += int64(SPI_processed);
         }
-        if (folder) {
-            values[0] = Int16GetDatum(kFoldedShard);
+        if (folder) { // values[0] is the folded shard
             if (SPI_execute_with_args(kFoldShardsSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
                 elog(ERROR, "sp_users: folding counter shards failed");
             written += int64(SPI_processed);
