@@ -3,7 +3,7 @@
 
 CREATE FUNCTION sp_users.is_banned(ip text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'sp_users_is_banned'
-LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.is_banned(text) IS
 'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from a per-backend in-memory ban set that transactional invalidation keeps exact (right after a change, by an index lookup until rebuilding the set pays off): a committed ban is seen at once, an uncommitted one never by others. 22P02 on invalid address text.';
 
@@ -16,7 +16,7 @@ COMMENT ON FUNCTION sp_users._escalated_duration(interval, bigint) IS
 CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
                                         OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint)
 AS 'MODULE_PATHNAME', 'sp_users_ban_cache_info'
-LANGUAGE C VOLATILE;
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION sp_users.ban_cache_info() IS
 'The calling backend''s ban set: active entries it holds, bytes it takes, how often it was rebuilt and the last rebuild''s duration, whether it is currently valid, and how many calls were answered by an index lookup while it was not (after a change, until the lookups have cost as much as a rebuild).';
 

@@ -91,7 +91,7 @@ BEGIN
         RETURN 0;
     END IF;
     DELETE FROM sp_users.users u
-     WHERE u.id = ANY (ids)
+     WHERE u.id IN (SELECT unnest(ids)) -- a join, not array x table
        AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
                         WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
     GET DIAGNOSTICS deleted = ROW_COUNT;

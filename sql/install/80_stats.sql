@@ -32,7 +32,7 @@ CREATE FUNCTION sp_users._count_statement() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_count_statement' LANGUAGE C;
 COMMENT ON FUNCTION sp_users._count_statement() IS 'Trigger: folds a statement''s inserted, updated or deleted users (its transition tables) into one delta row per key in sp_users.user_count_deltas; every 512 rows the writer folds committed deltas into sp_users.user_counts.';
 CREATE FUNCTION sp_users._count_truncate() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER -- whoever may truncate users, only the owner writes the counters
 SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN DELETE FROM sp_users.user_counts; DELETE FROM sp_users.user_count_deltas; RETURN NULL; END $$;
 COMMENT ON FUNCTION sp_users._count_truncate() IS 'Trigger: empties the counters when sp_users.users is truncated.';
@@ -51,25 +51,40 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n bigint;
+    d integer[];
+    st sp_users.user_status[];
+    r smallint[];
+    b boolean[];
+    c bigint[];
 BEGIN
-    LOCK TABLE sp_users.users IN SHARE MODE; -- no writer may slip between the count and the swap
-    LOCK TABLE sp_users.user_counts IN EXCLUSIVE MODE; -- and no compaction
-    DELETE FROM sp_users.user_counts;
+    -- No writer may slip between the count and the write (SHARE on users), and no compaction may
+    -- run (compactions hold the delta table). user_counts itself is only row-locked, so
+    -- autovacuum keeps reclaiming it while a rebuild runs.
+    LOCK TABLE sp_users.users IN SHARE MODE;
+    LOCK TABLE sp_users.user_count_deltas IN EXCLUSIVE MODE;
+    SELECT array_agg(t.day), array_agg(t.status), array_agg(t.roles), array_agg(t.is_bot), array_agg(t.n)
+      INTO d, st, r, b, c
+      FROM (SELECT floor(extract(epoch FROM u.created_at - timestamptz '2000-01-01 00:00:00+00') / 86400)::integer AS day,
+                   u.status,
+                   (SELECT coalesce(sum(DISTINCT (1 << (array_position(enum_range(NULL::sp_users.user_role), x) - 1))), 0)::smallint
+                      FROM unnest(u.roles) AS x) AS roles,
+                   coalesce(u.is_bot, false) AS is_bot, count(*) AS n
+              FROM sp_users.users u
+             GROUP BY 1, 2, 3, 4) t;
+    -- Only what differs is written: a rebuild of correct counters writes nothing, so repeated
+    -- rebuilds leave no dead rows behind.
     DELETE FROM sp_users.user_count_deltas;
-    INSERT INTO sp_users.user_counts (day, status, roles, is_bot, shard, n)
-    SELECT floor(extract(epoch FROM u.created_at - timestamptz '2000-01-01 00:00:00+00') / 86400)::integer,
-           u.status,
-           (SELECT coalesce(sum(DISTINCT (1 << (array_position(enum_range(NULL::sp_users.user_role), r) - 1))), 0)::smallint
-              FROM unnest(u.roles) AS r),
-           coalesce(u.is_bot, false), -1, count(*)
-      FROM sp_users.users u
-     GROUP BY 1, 2, 3, 4;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    DELETE FROM sp_users.user_counts x WHERE x.shard <> -1;
+    DELETE FROM sp_users.user_counts x
+     WHERE NOT EXISTS (SELECT 1 FROM unnest(d, st, r, b, c) AS t(day, status, roles, is_bot, n)
+                        WHERE t.day = x.day AND t.status = x.status AND t.roles = x.roles AND t.is_bot = x.is_bot AND t.n = x.n);
+    INSERT INTO sp_users.user_counts AS x (day, status, roles, is_bot, shard, n)
+    SELECT t.day, t.status, t.roles, t.is_bot, -1, t.n FROM unnest(d, st, r, b, c) AS t(day, status, roles, is_bot, n)
+    ON CONFLICT (day, status, roles, is_bot, shard) DO NOTHING;
+    RETURN coalesce(cardinality(d), 0);
 END
 $$;
-COMMENT ON FUNCTION sp_users.rebuild_user_counts() IS 'Recomputes sp_users.user_counts from sp_users.users, one folded row per key; returns the number of counter rows. Needed only after the counter triggers were disabled.';
+COMMENT ON FUNCTION sp_users.rebuild_user_counts() IS 'Recomputes sp_users.user_counts from sp_users.users, one folded row per key, writing only the rows that differ (a rebuild of correct counters writes nothing); returns the number of counter rows. Waits for writers and a running compaction; autovacuum is not blocked. Needed only after the counter triggers were disabled.';
 
 CREATE FUNCTION sp_users._stats(OUT total bigint, OUT created_24h bigint, OUT created_7d bigint, OUT created_30d bigint,
                                 OUT active bigint, OUT suspended bigint, OUT admins bigint, OUT anonymous bigint, OUT bots bigint,

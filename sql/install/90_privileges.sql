@@ -11,6 +11,32 @@ BEGIN
 END
 $roles$;
 
+-- Internal functions (named _...) are called by the definer functions, which run as the owner;
+-- nobody else needs them, and a trigger function in a stranger's hands is an attack surface. An
+-- administrator keeps only what a direct write or the invoker-rights clean-up procedure calls.
+-- No TRIGGER privilege anywhere: a trigger on a table that definer functions write would run its
+-- code with the owner's rights. The counters are derived data, written only by their triggers.
+CREATE FUNCTION sp_users._restrict_internals() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'sp_users'::regnamespace
+                AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+                AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY['_roles_valid', '_cleanup_anonymous_batch',
+                                                                 '_job_run_start', '_job_run_progress', '_retention'])
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, sp_users_admin, sp_users_app, sp_users_readonly', f);
+    END LOOP;
+    REVOKE TRIGGER ON ALL TABLES IN SCHEMA sp_users FROM sp_users_admin, sp_users_app, sp_users_readonly;
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON sp_users.user_counts, sp_users.user_count_deltas FROM sp_users_admin;
+END
+$$;
+COMMENT ON FUNCTION sp_users._restrict_internals() IS 'Internal (install and upgrade): revokes EXECUTE on internal functions from every sp_users role except those a direct write (_roles_valid, the CHECK on roles) or run_anonymous_cleanup needs, TRIGGER on every table, and writes to the derived counter tables.';
+
 REVOKE ALL ON SCHEMA sp_users FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA sp_users FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA sp_users FROM PUBLIC;
@@ -18,11 +44,12 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA sp_users FROM PUBLIC;
 REVOKE ALL ON ALL PROCEDURES IN SCHEMA sp_users FROM PUBLIC;
 GRANT USAGE ON SCHEMA sp_users TO sp_users_admin, sp_users_app, sp_users_readonly;
 
--- Administrators: every function and the tables themselves.
+-- Administrators: every public function and the tables themselves.
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA sp_users TO sp_users_admin;
 GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA sp_users TO sp_users_admin;
-GRANT ALL ON ALL TABLES IN SCHEMA sp_users TO sp_users_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON ALL TABLES IN SCHEMA sp_users TO sp_users_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA sp_users TO sp_users_admin;
+SELECT sp_users._restrict_internals();
 
 -- Helpers any role may call (pure; they read no data).
 GRANT EXECUTE ON FUNCTION

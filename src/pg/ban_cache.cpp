@@ -5,7 +5,9 @@
 //  * each lookup first drains pending invalidations (a lock-free flag check when none are queued);
 //  * the set is rebuilt from the newest snapshot (read committed) or from the transaction snapshot
 //    (repeatable read / serializable, and then only trusted inside that transaction), so it shows
-//    exactly what a plain SELECT in the same place would;
+//    exactly what a plain SELECT in the same place would; inside a parallel query (leader or
+//    worker, where no new snapshot may be taken) from the query's own snapshot, and then trusted
+//    only while that snapshot is the active one;
 //  * after an invalidation, calls are answered by an index lookup under the same snapshot rules
 //    until the time they took equals the last rebuild's (ski rental): a small set is rebuilt at
 //    once, a large one under constant churn is not rebuilt on every change.
@@ -18,11 +20,34 @@ namespace sp::pg::ban_cache {
 
 namespace {
 
+// What a snapshot shows, as far as visibility goes: with the same xmax no transaction can have
+// started below it since, so the same xcnt means the same running set.
+struct SnapshotKey {
+    TransactionId xmin = InvalidTransactionId, xmax = InvalidTransactionId;
+    uint32 xcnt = 0;
+    int32 subxcnt = 0;
+    bool suboverflowed = false;
+    CommandId curcid = 0;
+    bool operator==(const SnapshotKey& o) const noexcept {
+        return xmin == o.xmin && xmax == o.xmax && xcnt == o.xcnt && subxcnt == o.subxcnt &&
+               suboverflowed == o.suboverflowed && curcid == o.curcid;
+    }
+};
+SnapshotKey key_of(Snapshot snap) noexcept {
+    return SnapshotKey{snap->xmin, snap->xmax, snap->xcnt, snap->subxcnt, snap->suboverflowed, snap->curcid};
+}
+
+// How long a built set may be trusted: until an invalidation (built from the newest snapshot), for
+// the building transaction (a repeatable-read snapshot), or while the parallel query's snapshot is
+// the active one.
+enum class Scope { Latest, Transaction, ActiveSnapshot };
+
 struct State {
     sp::core::BanSet set;
     Oid table_oid = InvalidOid;
     bool valid = false;
-    bool xact_scoped = false;              // built from a repeatable-read snapshot
+    Scope scope = Scope::Latest;
+    SnapshotKey built_snapshot;
     LocalTransactionId built_lxid = InvalidLocalTransactionId;
     unsigned long invalidations = 0;       // bumped by the callback; detects one during a rebuild
     long rebuilds = 0;
@@ -70,10 +95,26 @@ Oid resolve_table(State& s, Oid* owner) {
 }
 
 // The snapshot a plain SELECT here would use for our purpose: the newest one in read committed
-// (it contains every commit whose invalidation we processed), the transaction's otherwise.
-Snapshot lookup_snapshot(State& s) {
-    s.xact_scoped = IsolationUsesXactSnapshot();
-    return s.xact_scoped ? GetTransactionSnapshot() : GetLatestSnapshot();
+// (it contains every commit whose invalidation we processed), the transaction's otherwise. A
+// parallel query may not take a new snapshot (leader or worker): there, the query's own.
+Snapshot lookup_snapshot(Scope* scope) {
+    if (IsInParallelMode() && ActiveSnapshotSet()) {
+        *scope = Scope::ActiveSnapshot;
+        return GetActiveSnapshot();
+    }
+    *scope = IsolationUsesXactSnapshot() ? Scope::Transaction : Scope::Latest;
+    return *scope == Scope::Transaction ? GetTransactionSnapshot() : GetLatestSnapshot();
+}
+
+bool set_usable(const State& s) {
+    if (!s.valid) return false;
+    switch (s.scope) {
+    case Scope::Latest: return true;
+    case Scope::Transaction: return s.built_lxid == MyProc->lxid;
+    case Scope::ActiveSnapshot:
+        return s.built_lxid == MyProc->lxid && ActiveSnapshotSet() && key_of(GetActiveSnapshot()) == s.built_snapshot;
+    }
+    return false;
 }
 
 // PostgreSQL side of the fallback: one index lookup (primary key or GiST >>=) as the table owner.
@@ -96,7 +137,8 @@ bool lookup_by_index(State& s, const sp::core::Address& addr, TimestampTz now) {
         s.fallback_plan = plan;
     }
     Datum values[2] = {InetPGetDatum(inet_from_address(addr)), TimestampTzGetDatum(now)};
-    int rc = SPI_execute_snapshot(s.fallback_plan, values, nullptr, lookup_snapshot(s), InvalidSnapshot, true, false, 1);
+    Scope scope;
+    int rc = SPI_execute_snapshot(s.fallback_plan, values, nullptr, lookup_snapshot(&scope), InvalidSnapshot, true, false, 1);
     if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "sp_users: ban lookup failed");
     bool isnull = false;
     bool banned = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -123,7 +165,9 @@ void load_rows(State& s, Loaded& out) {
     SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    PushActiveSnapshot(lookup_snapshot(s));
+    Snapshot snap = lookup_snapshot(&s.scope);
+    s.built_snapshot = key_of(snap);
+    PushActiveSnapshot(snap);
 
     Oid argtypes[1] = {TIMESTAMPTZOID};
     Datum values[1] = {TimestampTzGetDatum(out.now)};
@@ -168,7 +212,7 @@ bool is_banned(const sp::core::Address& addr) {
     State& s = state();
     pg_call([] { AcceptInvalidationMessages(); });
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
-    if (s.valid && (!s.xact_scoped || s.built_lxid == MyProc->lxid)) return s.set.contains(addr, now);
+    if (set_usable(s)) return s.set.contains(addr, now); // raises nothing: no guard on the hot path
 
     // Ski rental: index lookups until they have cost as much as one rebuild, then rebuild.
     if (!s.budget_armed) {

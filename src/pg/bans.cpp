@@ -4,6 +4,7 @@
 #include "pg/address_pg.hpp"
 #include "pg/ban_cache.hpp"
 #include "pg/pg_headers.hpp"
+#include "pg/trigger_check.hpp"
 
 using sp::pg::pg_call;
 using sp::pg::SqlError;
@@ -56,8 +57,10 @@ SP_FUNCTION(sp_users_escalated_duration) {
 // ban set (and every standby's) through PostgreSQL's transactional invalidation.
 SP_FUNCTION(sp_users_ban_set_invalidate) {
     pg_call([&] {
-        if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "sp_users_ban_set_invalidate: not called as a trigger");
-        CacheInvalidateRelcache(reinterpret_cast<TriggerData*>(fcinfo->context)->tg_relation);
+        static const sp::pg::TriggerShape shape{"sp_users._ban_set_invalidate()", "banned_ips", true, true,
+                                                 sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete | sp::pg::kEvTruncate,
+                                                 false};
+        CacheInvalidateRelcache(sp::pg::checked_trigger(fcinfo, shape)->tg_relation);
     });
     return PointerGetDatum(nullptr);
 }

@@ -12,6 +12,7 @@
 // keys whose count is zero, so the statistics read one row per key however many backends wrote it.
 #include "core/stats.hpp"
 #include "pg/pg_headers.hpp"
+#include "pg/trigger_check.hpp"
 
 #include <map>
 #include <string>
@@ -57,17 +58,40 @@ int16 role_bit(Oid role) {
     return pos >= 0 && pos < 15 ? int16(1 << pos) : 0;
 }
 
+// Where the key's columns are in a users row; checked against their types once per statement, so
+// a row of any other shape is an error, never a misread.
+struct KeyColumns {
+    int created_at, status, is_bot, roles;
+};
+
+int column_of(TupleDesc desc, const char* name, Oid type) {
+    int attnum = SPI_fnumber(desc, name);
+    if (attnum <= 0 || TupleDescAttr(desc, attnum - 1)->atttypid != type)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("sp_users._count_statement(): column %s of sp_users.users has an unexpected type", name)));
+    return attnum;
+}
+
+KeyColumns key_columns(TupleDesc desc) {
+    Oid nsp = get_namespace_oid("sp_users", false);
+    Oid status_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("user_status"), ObjectIdGetDatum(nsp));
+    Oid role_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("user_role"), ObjectIdGetDatum(nsp));
+    Oid role_array = OidIsValid(role_type) ? get_array_type(role_type) : InvalidOid;
+    return KeyColumns{column_of(desc, "created_at", TIMESTAMPTZOID), column_of(desc, "status", status_type),
+                      column_of(desc, "is_bot", BOOLOID), column_of(desc, "roles", role_array)};
+}
+
 // PostgreSQL side: the counter key of a users row.
-Key key_of(HeapTuple tuple, TupleDesc desc) {
+Key key_of(HeapTuple tuple, TupleDesc desc, const KeyColumns& col) {
     Key k{};
     bool isnull = false;
-    Datum created = heap_getattr(tuple, SPI_fnumber(desc, "created_at"), desc, &isnull);
+    Datum created = heap_getattr(tuple, col.created_at, desc, &isnull);
     k.day = isnull ? 0 : sp::core::day_of(DatumGetTimestampTz(created));
-    Datum status = heap_getattr(tuple, SPI_fnumber(desc, "status"), desc, &isnull);
+    Datum status = heap_getattr(tuple, col.status, desc, &isnull);
     k.status = isnull ? InvalidOid : DatumGetObjectId(status);
-    Datum bot = heap_getattr(tuple, SPI_fnumber(desc, "is_bot"), desc, &isnull);
+    Datum bot = heap_getattr(tuple, col.is_bot, desc, &isnull);
     k.is_bot = !isnull && DatumGetBool(bot);
-    Datum roles = heap_getattr(tuple, SPI_fnumber(desc, "roles"), desc, &isnull);
+    Datum roles = heap_getattr(tuple, col.roles, desc, &isnull);
     if (!isnull) {
         ArrayType* arr = DatumGetArrayTypeP(roles);
         Datum* elems;
@@ -127,7 +151,8 @@ bool try_lock_counters(Oid counts_oid, uint32 which) {
 Oid counts_relid() { return get_relname_relid("user_counts", get_namespace_oid("sp_users", false)); }
 
 // PostgreSQL side: appends one key (and its sign) per row of a transition table.
-void collect(Tuplestorestate* rows, TupleDesc desc, int sign, Key* keys, int* signs, int& count, int capacity) {
+void collect(Tuplestorestate* rows, TupleDesc desc, const KeyColumns& col, int sign, Key* keys, int* signs, int& count,
+             int capacity) {
     if (rows == nullptr) return;
     TupleTableSlot* slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
     int reader = tuplestore_alloc_read_pointer(rows, 0);
@@ -135,7 +160,7 @@ void collect(Tuplestorestate* rows, TupleDesc desc, int sign, Key* keys, int* si
     while (count < capacity && tuplestore_gettupleslot(rows, true, false, slot)) {
         bool should_free = false;
         HeapTuple tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
-        keys[count] = key_of(tuple, desc);
+        keys[count] = key_of(tuple, desc, col);
         signs[count] = sign;
         ++count;
         if (should_free) heap_freetuple(tuple);
@@ -154,18 +179,20 @@ SP_FUNCTION(sp_users_count_statement) {
     int* signs = nullptr;
     int count = 0;
     pg_call([&] {
-        if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "sp_users_count_statement: not called as a trigger");
-        auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+        static const sp::pg::TriggerShape shape{"sp_users._count_statement()", "users", true, true,
+                                                 sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete, true};
+        TriggerData* td = sp::pg::checked_trigger(fcinfo, shape);
         rel = td->tg_relation;
         TupleDesc desc = rel->rd_att;
+        const KeyColumns col = key_columns(desc);
         int64 rows_old = td->tg_oldtable ? tuplestore_tuple_count(td->tg_oldtable) : 0;
         int64 rows_new = td->tg_newtable ? tuplestore_tuple_count(td->tg_newtable) : 0;
         int capacity = int(rows_old + rows_new);
         if (capacity == 0) return;
         keys = static_cast<Key*>(MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Key) * std::size_t(capacity)));
         signs = static_cast<int*>(MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * std::size_t(capacity)));
-        collect(td->tg_oldtable, desc, -1, keys, signs, count, capacity);
-        collect(td->tg_newtable, desc, +1, keys, signs, count, capacity);
+        collect(td->tg_oldtable, desc, col, -1, keys, signs, count, capacity);
+        collect(td->tg_newtable, desc, col, +1, keys, signs, count, capacity);
     });
     if (count == 0) return PointerGetDatum(nullptr);
     std::map<Key, int64> folded;

@@ -21,11 +21,15 @@ SP_FUNCTION(sp_users_roles_valid) {
         int n;
         deconstruct_array(arr, ARR_ELEMTYPE(arr), sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls, &n);
         if (n == 0) return;
-        for (int i = 0; i < n; ++i) {
+        for (int i = 0; i < n; ++i)
             if (nulls[i]) return;
-            for (int j = 0; j < i; ++j)
-                if (DatumGetObjectId(elems[i]) == DatumGetObjectId(elems[j])) return;
-        }
+        // Sorted, duplicates are neighbours: O(n log n) however long an array a caller writes.
+        pg_qsort(elems, std::size_t(n), sizeof(Datum), [](const void* a, const void* b) {
+            Oid x = DatumGetObjectId(*static_cast<const Datum*>(a)), y = DatumGetObjectId(*static_cast<const Datum*>(b));
+            return x < y ? -1 : x > y ? 1 : 0;
+        });
+        for (int i = 1; i < n; ++i)
+            if (DatumGetObjectId(elems[i]) == DatumGetObjectId(elems[i - 1])) return;
         valid = true;
     });
     return BoolGetDatum(valid);

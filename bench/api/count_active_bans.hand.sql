@@ -1,0 +1,1 @@
+SELECT count(*) FROM sp_users.banned_ips WHERE expires_at IS NULL OR expires_at > now();

@@ -1,0 +1,1 @@
+SELECT sp_users.count_active_bans();

@@ -1,0 +1,3 @@
+-- sp_users takes the odd session numbers, the hand-written statement the even ones (load.sql: pairs are alike)
+\set k 2 * random(1, 100000)
+UPDATE sp_users.user_sessions SET ended_at = now() WHERE session_id = 'sess_' || :k AND ended_at IS NULL;

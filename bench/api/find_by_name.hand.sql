@@ -1,0 +1,2 @@
+\set n 100 * random(0, 999) + random(20, 99)
+SELECT * FROM sp_users.users WHERE name = 'user' || :n AND status <> 'deleted';

@@ -1,0 +1,2 @@
+\set r random(1, 40000)
+SELECT * FROM sp_users.get_ban(CASE WHEN :r <= 18000 THEN host('10.0.0.0'::inet + :r * 13) WHEN :r <= 30000 THEN host('20.0.0.0'::inet + (:r - 18000) * 97) ELSE '2001:db8:' || to_hex(:r - 30000) || '::1' END);

@@ -1,0 +1,3 @@
+\set n random(1, 100000)
+\set n CASE WHEN :n % 100 = 20 THEN :n + 1 ELSE :n END
+SELECT sp_users.get_roles(md5('u' || :n)::uuid);

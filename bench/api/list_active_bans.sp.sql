@@ -1,0 +1,1 @@
+SELECT * FROM sp_users.list_active_bans();

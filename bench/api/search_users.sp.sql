@@ -1,0 +1,2 @@
+\set q random(100, 999)
+SELECT * FROM sp_users.search_users('SER' || :q);
