@@ -14,7 +14,16 @@ ALTER FUNCTION sp_users.ban_cache_info() PARALLEL RESTRICTED;
 CREATE OR REPLACE FUNCTION sp_users._count_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER -- whoever may truncate users, only the owner writes the counters
 SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN DELETE FROM sp_users.user_counts; DELETE FROM sp_users.user_count_deltas; RETURN NULL; END $$;
+AS $$
+BEGIN
+    IF TG_RELID OPERATOR(pg_catalog.<>) 'sp_users.users'::regclass OR TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' THEN
+        RAISE EXCEPTION 'sp_users._count_truncate() may only be attached to sp_users.users' USING ERRCODE = '39P01';
+    END IF;
+    DELETE FROM sp_users.user_counts;
+    DELETE FROM sp_users.user_count_deltas;
+    RETURN NULL;
+END
+$$;
 COMMENT ON FUNCTION sp_users._count_truncate() IS 'Trigger: empties the counters when sp_users.users is truncated.';
 
 CREATE OR REPLACE FUNCTION sp_users.rebuild_user_counts() RETURNS bigint

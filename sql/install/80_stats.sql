@@ -34,7 +34,16 @@ COMMENT ON FUNCTION sp_users._count_statement() IS 'Trigger: folds a statement''
 CREATE FUNCTION sp_users._count_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER -- whoever may truncate users, only the owner writes the counters
 SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN DELETE FROM sp_users.user_counts; DELETE FROM sp_users.user_count_deltas; RETURN NULL; END $$;
+AS $$
+BEGIN
+    IF TG_RELID OPERATOR(pg_catalog.<>) 'sp_users.users'::regclass OR TG_LEVEL OPERATOR(pg_catalog.<>) 'STATEMENT' THEN
+        RAISE EXCEPTION 'sp_users._count_truncate() may only be attached to sp_users.users' USING ERRCODE = '39P01';
+    END IF;
+    DELETE FROM sp_users.user_counts;
+    DELETE FROM sp_users.user_count_deltas;
+    RETURN NULL;
+END
+$$;
 COMMENT ON FUNCTION sp_users._count_truncate() IS 'Trigger: empties the counters when sp_users.users is truncated.';
 
 CREATE TRIGGER users_count_insert AFTER INSERT ON sp_users.users REFERENCING NEW TABLE AS new_rows
