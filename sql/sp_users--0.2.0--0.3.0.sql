@@ -5,8 +5,376 @@
 -- direct write or the clean-up procedure needs), no role holds TRIGGER on sp_users tables, the
 -- counter tables are read-only for administrators; C trigger functions check where they fire
 -- (39P01); is_banned is PARALLEL SAFE and correct in parallel plans; search_users and the bulk
--- functions no longer cost input size x table size; rebuild_user_counts writes only what differs.
+-- functions no longer cost input size x table size; rebuild_user_counts writes only what differs;
+-- the request path runs at the speed of hand-written SQL (C index probes, unpinned qualified PL/pgSQL).
 \echo Use "ALTER EXTENSION sp_users UPDATE TO '0.3.0'" to load this file. \quit
+
+-- The request path (issue 12): the readers become C index probes; the other per-request and
+-- listing functions become PL/pgSQL without a SET clause, every name schema-qualified; the
+-- internal helpers they call lose their SET clause too; unban_ip validates its argument first.
+CREATE OR REPLACE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
+RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS $$
+DECLARE
+    result sp_users.users;
+    normalized pg_catalog.text := sp_users.normalize_email(create_user.email);
+BEGIN
+    -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
+    -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
+    INSERT INTO sp_users.users (name, email, full_name, display_name)
+    VALUES (create_user.name, normalized, create_user.full_name, coalesce(create_user.display_name, create_user.full_name))
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO result;
+    IF FOUND THEN
+        RETURN result;
+    END IF;
+    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) normalized) THEN
+        RAISE EXCEPTION 'user already exists with email: %', normalized
+            USING ERRCODE = '23505', CONSTRAINT = 'users_email_key', SCHEMA = 'sp_users', TABLE = 'users';
+    END IF;
+    RAISE EXCEPTION 'user already exists with name: %', create_user.name
+        USING ERRCODE = '23505', CONSTRAINT = 'users_name_key', SCHEMA = 'sp_users', TABLE = 'users';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
+RETURNS SETOF sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS $$
+BEGIN
+    RETURN QUERY
+    INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
+    VALUES (create_user_if_absent.name, sp_users.normalize_email(create_user_if_absent.email), create_user_if_absent.full_name,
+            coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
+    ON CONFLICT DO NOTHING
+    RETURNING u.*;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.find_by_id(id uuid) RETURNS SETOF sp_users.users
+AS 'MODULE_PATHNAME', 'sp_users_find_by_id'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION sp_users.find_by_email(email text) RETURNS SETOF sp_users.users
+AS 'MODULE_PATHNAME', 'sp_users_find_by_email'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION sp_users.find_by_name(name text) RETURNS SETOF sp_users.users
+AS 'MODULE_PATHNAME', 'sp_users_find_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users
+AS 'MODULE_PATHNAME', 'sp_users_find_authenticated_user'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION sp_users.find_user(identifier text) RETURNS SETOF sp_users.users
+AS 'MODULE_PATHNAME', 'sp_users_find_user'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION sp_users.find_with_sessions(id uuid) RETURNS SETOF sp_users.user_with_sessions
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
+           (SELECT pg_catalog.count(*) FROM sp_users.user_sessions s
+             WHERE s.user_id OPERATOR(pg_catalog.=) u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
+           (SELECT pg_catalog.max(s.last_activity_at) FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) u.id)
+      FROM sp_users.users u
+     WHERE u.id OPERATOR(pg_catalog.=) find_with_sessions.id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.get_activity(id uuid) RETURNS sp_users.user_activity
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+DECLARE
+    result sp_users.user_activity;
+BEGIN
+    PERFORM 1 FROM sp_users.users u WHERE u.id OPERATOR(pg_catalog.=) get_activity.id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(get_activity.id);
+    END IF;
+    SELECT get_activity.id, pg_catalog.max(s.last_activity_at), pg_catalog.count(*)
+      INTO result
+      FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) get_activity.id;
+    RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.list_users(lim integer DEFAULT 20, off integer DEFAULT 0) RETURNS SETOF sp_users.users
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM sp_users.users u WHERE u.status OPERATOR(pg_catalog.<>) 'deleted'
+                  ORDER BY u.created_at DESC, u.id
+                  LIMIT sp_users._page_limit(lim) OFFSET sp_users._page_offset(off);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.search_users(query text, lim integer DEFAULT 20) RETURNS SETOF sp_users.users
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+DECLARE
+    -- Lower-cased once: the cost is the table's text once, not the table times the query.
+    q pg_catalog.text := pg_catalog.lower(query);
+BEGIN
+    RETURN QUERY SELECT u.* FROM sp_users.users u
+                  WHERE u.status OPERATOR(pg_catalog.<>) 'deleted'
+                    AND (pg_catalog.strpos(pg_catalog.lower(u.name), q) OPERATOR(pg_catalog.>) 0
+                         OR pg_catalog.strpos(u.email, q) OPERATOR(pg_catalog.>) 0
+                         OR pg_catalog.strpos(pg_catalog.lower(coalesce(u.full_name, '')), q) OPERATOR(pg_catalog.>) 0)
+                  ORDER BY (pg_catalog.strpos(pg_catalog.lower(u.name), q) OPERATOR(pg_catalog.>) 0) DESC, u.created_at DESC, u.id
+                  LIMIT sp_users._page_limit(lim);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.is_temporary_anonymous(id uuid) RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_is_temporary_anonymous'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION sp_users.start_session(user_id uuid, session_id text DEFAULT NULL, ip_address text DEFAULT NULL,
+                                       user_agent text DEFAULT NULL, device_type text DEFAULT NULL,
+                                       fingerprint_hash text DEFAULT NULL, expires_in interval DEFAULT '7 days')
+RETURNS sp_users.user_sessions
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS $$
+DECLARE
+    owner_roles sp_users.user_role[];
+    result sp_users.user_sessions;
+BEGIN
+    IF start_session.user_id IS NOT NULL THEN
+        -- FOR KEY SHARE: a concurrent delete of this user waits for us (or we for it), so a
+        -- session never ends up pointing at a user that is gone.
+        SELECT u.roles INTO owner_roles FROM sp_users.users u
+         WHERE u.id OPERATOR(pg_catalog.=) start_session.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted'
+         FOR KEY SHARE;
+        IF NOT FOUND THEN
+            PERFORM sp_users._user_not_found(start_session.user_id);
+        END IF;
+    END IF;
+    INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,
+                                        user_type, expires_at)
+    VALUES (coalesce(start_session.session_id,
+                     'sess_' OPERATOR(pg_catalog.||) pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),
+            start_session.user_id,
+            sp_users.normalize_ip(start_session.ip_address),
+            start_session.user_agent, start_session.device_type, start_session.fingerprint_hash,
+            CASE WHEN owner_roles IS NULL OR owner_roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]
+                 THEN 'anon' ELSE 'registered' END,
+            pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(start_session.expires_in, 'expires_in'))
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.touch_session(session_id text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+AS $$
+BEGIN
+    UPDATE sp_users.user_sessions s SET last_activity_at = greatest(pg_catalog.statement_timestamp(), s.last_activity_at)
+     WHERE s.session_id OPERATOR(pg_catalog.=) touch_session.session_id
+       AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at);
+    RETURN FOUND;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.list_active_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+BEGIN
+    PERFORM 1 FROM sp_users.users u
+      WHERE u.id OPERATOR(pg_catalog.=) list_active_sessions.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(list_active_sessions.user_id);
+    END IF;
+    RETURN QUERY SELECT * FROM sp_users.user_sessions s
+                  WHERE s.user_id OPERATOR(pg_catalog.=) list_active_sessions.user_id
+                    AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)
+                  ORDER BY s.last_activity_at DESC, s.session_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.session_exists(session_id text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_session_exists'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION sp_users.end_session(session_id text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+AS $$
+BEGIN
+    UPDATE sp_users.user_sessions s SET ended_at = pg_catalog.now()
+     WHERE s.session_id OPERATOR(pg_catalog.=) end_session.session_id AND s.ended_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.ban_ip(ip text, reason text, duration interval, ban_source text DEFAULT 'manual',
+                                source_fingerprint text DEFAULT NULL, offense_path text DEFAULT NULL,
+                                user_agent text DEFAULT NULL, session_id text DEFAULT NULL, escalate boolean DEFAULT false)
+RETURNS sp_users.banned_ips
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS $$
+DECLARE
+    result sp_users.banned_ips;
+BEGIN
+    IF ip IS NULL THEN
+        RAISE EXCEPTION 'ip must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
+    -- ban_count is exact and escalation reads the count it increments.
+    INSERT INTO sp_users.banned_ips AS b
+           (ip_address, reason, banned_at, expires_at, ban_count, last_offense_path,
+            last_user_agent, source_fingerprint, ban_source, associated_session_ids)
+    VALUES (sp_users.normalize_ip(ip), ban_ip.reason, pg_catalog.now(),
+            pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(duration, 'duration'), 1, offense_path,
+            user_agent, ban_ip.source_fingerprint, coalesce(ban_ip.ban_source, 'manual'),
+            CASE WHEN session_id IS NULL THEN '{}'::pg_catalog.text[] ELSE ARRAY[session_id] END)
+    ON CONFLICT (ip_address) DO UPDATE SET
+        reason            = EXCLUDED.reason,
+        ban_source        = EXCLUDED.ban_source,
+        banned_at         = pg_catalog.now(),
+        ban_count         = b.ban_count OPERATOR(pg_catalog.+) 1,
+        -- Permanent (NULL) stays permanent; a repeat ban never shortens the running one.
+        expires_at        = CASE WHEN b.expires_at IS NULL OR duration IS NULL THEN NULL
+                                 ELSE greatest(b.expires_at,
+                                               pg_catalog.now() OPERATOR(pg_catalog.+)
+                                               CASE WHEN escalate
+                                                    THEN sp_users._escalated_duration(duration, b.ban_count)
+                                                    ELSE duration END) END,
+        last_offense_path  = coalesce(EXCLUDED.last_offense_path, b.last_offense_path),
+        last_user_agent    = coalesce(EXCLUDED.last_user_agent, b.last_user_agent),
+        source_fingerprint = coalesce(EXCLUDED.source_fingerprint, b.source_fingerprint),
+        -- Distinct ids, the most recent 100: an abusive client cannot grow the row without bound.
+        associated_session_ids = CASE
+            WHEN session_id IS NULL OR session_id OPERATOR(pg_catalog.=) ANY (b.associated_session_ids) THEN b.associated_session_ids
+            ELSE (b.associated_session_ids OPERATOR(pg_catalog.||) session_id)
+                 [greatest(1, pg_catalog.cardinality(b.associated_session_ids) OPERATOR(pg_catalog.-) 98):] END
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.get_ban(ip text) RETURNS SETOF sp_users.banned_ips
+AS 'MODULE_PATHNAME', 'sp_users_get_ban'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+
+CREATE OR REPLACE FUNCTION sp_users.list_active_bans(lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM sp_users.banned_ips b
+                  WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                  ORDER BY b.banned_at DESC, b.ip_address
+                  LIMIT sp_users._page_limit(lim);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.count_active_bans() RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+BEGIN
+    RETURN (SELECT pg_catalog.count(*) FROM sp_users.banned_ips b
+             WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.create_anonymous(fingerprint text) RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS $$
+DECLARE
+    anon_email pg_catalog.text;
+    new_id pg_catalog.uuid;
+    result sp_users.users;
+BEGIN
+    IF fingerprint IS NULL OR pg_catalog.btrim(fingerprint) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'fingerprint must not be empty' USING ERRCODE = '22023';
+    END IF;
+    anon_email := sp_users.normalize_email(fingerprint) OPERATOR(pg_catalog.||) '@anonymous.local';
+    FOR attempt IN 1..8 LOOP
+        SELECT * INTO result FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) anon_email;
+        IF FOUND THEN
+            RETURN result;
+        END IF;
+        -- ON CONFLICT waits for a concurrent creator of the same fingerprint, so racing callers
+        -- all end up with the one row that committed.
+        new_id := pg_catalog.gen_random_uuid();
+        INSERT INTO sp_users.users (id, name, email, roles)
+        VALUES (new_id, 'anonymous_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.replace(new_id::pg_catalog.text, '-', ''), 8),
+                anon_email, '{anonymous}')
+        ON CONFLICT DO NOTHING
+        RETURNING * INTO result;
+        IF FOUND THEN
+            RETURN result;
+        END IF;
+        -- Either the fingerprint was created concurrently (found on the next pass) or the
+        -- 8-hex name collided with another anonymous user (retried with a new id).
+    END LOOP;
+    RAISE EXCEPTION 'could not create an anonymous user for fingerprint %', fingerprint USING ERRCODE = '40001';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.get_roles(id uuid) RETURNS sp_users.user_role[]
+AS 'MODULE_PATHNAME', 'sp_users_get_roles'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION sp_users._page_limit(lim integer, arg text DEFAULT 'lim') RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF lim IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', arg USING ERRCODE = '22023';
+    ELSIF lim OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION '% must not be negative (got %)', arg, lim USING ERRCODE = '22023';
+    END IF;
+    RETURN least(lim, 100); -- MAX_PAGE_SIZE
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users._page_offset(off integer) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF off IS NULL THEN
+        RAISE EXCEPTION 'off must not be NULL' USING ERRCODE = '22023';
+    ELSIF off OPERATOR(pg_catalog.<) 0 THEN
+        RAISE EXCEPTION 'off must not be negative (got %)', off USING ERRCODE = '22023';
+    END IF;
+    RETURN off;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users._user_not_found(id anyelement) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'user not found: %', id USING ERRCODE = 'P0002';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users._positive_interval(value interval, arg text) RETURNS interval
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    IF value IS NOT NULL AND value OPERATOR(pg_catalog.<=) interval '0' THEN
+        RAISE EXCEPTION '% must be positive (got %)', arg, value USING ERRCODE = '22023';
+    END IF;
+    RETURN value;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION sp_users.unban_ip(ip text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    net inet := sp_users.normalize_ip(ip); -- first: bad text is 22P02 whatever the table holds
+BEGIN
+    DELETE FROM sp_users.banned_ips b WHERE b.ip_address = net;
+    RETURN FOUND;
+END
+$$;
 
 ALTER FUNCTION sp_users.is_banned(text) PARALLEL SAFE;
 ALTER FUNCTION sp_users.ban_cache_info() PARALLEL RESTRICTED;
@@ -65,24 +433,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.rebuild_user_counts() IS 'Recomputes sp_users.user_counts from sp_users.users, one folded row per key, writing only the rows that differ (a rebuild of correct counters writes nothing); returns the number of counter rows. Waits for writers and a running compaction; autovacuum is not blocked. Needed only after the counter triggers were disabled.';
-
-CREATE OR REPLACE FUNCTION sp_users.search_users(query text, lim integer DEFAULT 20) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    -- The query is lower-cased once (a CTE scan is not recomputed per row): the cost is the
-    -- table's text once, not the table times the query.
-    WITH p AS MATERIALIZED (SELECT lower($1) AS q)
-    SELECT u.* FROM p, sp_users.users u
-     WHERE u.status <> 'deleted'
-       AND (strpos(lower(u.name), p.q) > 0
-            OR strpos(u.email, p.q) > 0
-            OR strpos(lower(coalesce(u.full_name, '')), p.q) > 0)
-     ORDER BY (strpos(lower(u.name), p.q) > 0) DESC, u.created_at DESC, u.id
-     LIMIT sp_users._page_limit($2)
-$$;
-COMMENT ON FUNCTION sp_users.search_users(text, integer) IS
-'Case-insensitive substring search over name, email and full_name; every character is literal (% and _ are not wildcards). Name matches first, then newest. lim capped at 100. A NULL query finds nothing.';
 
 CREATE OR REPLACE FUNCTION sp_users.bulk_update_status(ids uuid[], status sp_users.user_status) RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER

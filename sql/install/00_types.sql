@@ -51,12 +51,11 @@ COMMENT ON FUNCTION sp_users._dedupe_roles(sp_users.user_role[]) IS
 
 CREATE FUNCTION sp_users._page_limit(lim integer, arg text DEFAULT 'lim') RETURNS integer
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF lim IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', arg USING ERRCODE = '22023';
-    ELSIF lim < 0 THEN
+    ELSIF lim OPERATOR(pg_catalog.<) 0 THEN
         RAISE EXCEPTION '% must not be negative (got %)', arg, lim USING ERRCODE = '22023';
     END IF;
     RETURN least(lim, 100); -- MAX_PAGE_SIZE
@@ -67,12 +66,11 @@ COMMENT ON FUNCTION sp_users._page_limit(integer, text) IS
 
 CREATE FUNCTION sp_users._page_offset(off integer) RETURNS integer
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF off IS NULL THEN
         RAISE EXCEPTION 'off must not be NULL' USING ERRCODE = '22023';
-    ELSIF off < 0 THEN
+    ELSIF off OPERATOR(pg_catalog.<) 0 THEN
         RAISE EXCEPTION 'off must not be negative (got %)', off USING ERRCODE = '22023';
     END IF;
     RETURN off;
@@ -82,7 +80,6 @@ COMMENT ON FUNCTION sp_users._page_offset(integer) IS 'Internal: a listing offse
 
 CREATE FUNCTION sp_users._user_not_found(id anyelement) RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RAISE EXCEPTION 'user not found: %', id USING ERRCODE = 'P0002';
@@ -92,10 +89,9 @@ COMMENT ON FUNCTION sp_users._user_not_found(anyelement) IS 'Internal: raises P0
 
 CREATE FUNCTION sp_users._positive_interval(value interval, arg text) RETURNS interval
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF value IS NOT NULL AND value <= interval '0' THEN
+    IF value IS NOT NULL AND value OPERATOR(pg_catalog.<=) interval '0' THEN
         RAISE EXCEPTION '% must be positive (got %)', arg, value USING ERRCODE = '22023';
     END IF;
     RETURN value;

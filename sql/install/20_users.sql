@@ -5,11 +5,10 @@
 CREATE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     result sp_users.users;
-    normalized text := sp_users.normalize_email(create_user.email);
+    normalized pg_catalog.text := sp_users.normalize_email(create_user.email);
 BEGIN
     -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
     -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
@@ -20,7 +19,7 @@ BEGIN
     IF FOUND THEN
         RETURN result;
     END IF;
-    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email = normalized) THEN
+    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) normalized) THEN
         RAISE EXCEPTION 'user already exists with email: %', normalized
             USING ERRCODE = '23505', CONSTRAINT = 'users_email_key', SCHEMA = 'sp_users', TABLE = 'users';
     END IF;
@@ -33,33 +32,33 @@ COMMENT ON FUNCTION sp_users.create_user(text, text, text, text) IS
 
 CREATE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS SETOF sp_users.users
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
-    INSERT INTO sp_users.users (name, email, full_name, display_name)
-    VALUES ($1, sp_users.normalize_email($2), $3, coalesce($4, $3))
+BEGIN
+    RETURN QUERY
+    INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
+    VALUES (create_user_if_absent.name, sp_users.normalize_email(create_user_if_absent.email), create_user_if_absent.full_name,
+            coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
     ON CONFLICT DO NOTHING
-    RETURNING *
+    RETURNING u.*;
+END
 $$;
 COMMENT ON FUNCTION sp_users.create_user_if_absent(text, text, text, text) IS
 'Like create_user, but returns zero rows instead of raising when the name or email is taken (race-safe: ON CONFLICT DO NOTHING).';
 
 CREATE FUNCTION sp_users.find_by_id(id uuid) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM sp_users.users u WHERE u.id = $1 AND u.status <> 'deleted' $$;
+AS 'MODULE_PATHNAME', 'sp_users_find_by_id'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.find_by_id(uuid) IS 'The user with this id, or no row (deleted users are not found).';
 
 CREATE FUNCTION sp_users.find_by_email(email text) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM sp_users.users u WHERE u.email = sp_users.normalize_email($1) AND u.status <> 'deleted' $$;
+AS 'MODULE_PATHNAME', 'sp_users_find_by_email'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.find_by_email(text) IS 'The user with this email (the argument is trimmed and lower-cased first), or no row.';
 
 CREATE FUNCTION sp_users.find_by_name(name text) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM sp_users.users u WHERE u.name = $1 AND u.status <> 'deleted' $$;
+AS 'MODULE_PATHNAME', 'sp_users_find_by_name'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.find_by_name(text) IS 'The user with exactly this name (case-sensitive), or no row.';
 
 CREATE FUNCTION sp_users.find_by_role(role sp_users.user_role) RETURNS SETOF sp_users.users
@@ -89,9 +88,8 @@ $$;
 COMMENT ON FUNCTION sp_users.find_first_admin() IS 'The oldest user with role admin, or no row.';
 
 CREATE FUNCTION sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT * FROM sp_users.users u WHERE u.id = $1 AND u.status = 'active' $$;
+AS 'MODULE_PATHNAME', 'sp_users_find_authenticated_user'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.find_authenticated_user(uuid) IS 'The user with this id only when its status is active (use it to authorise a request), or no row.';
 
 CREATE FUNCTION sp_users._looks_like_uuid(identifier text) RETURNS boolean
@@ -103,19 +101,8 @@ $$;
 COMMENT ON FUNCTION sp_users._looks_like_uuid(text) IS 'Internal: true when the text is a uuid in any spelling PostgreSQL accepts.';
 
 CREATE FUNCTION sp_users.find_user(identifier text) RETURNS SETOF sp_users.users
-LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF sp_users._looks_like_uuid(identifier) THEN
-        RETURN QUERY SELECT * FROM sp_users.find_by_id(identifier::uuid);
-    ELSIF strpos(identifier, '@') > 0 THEN
-        RETURN QUERY SELECT * FROM sp_users.find_by_email(identifier);
-    ELSE
-        RETURN QUERY SELECT * FROM sp_users.find_by_name(identifier);
-    END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_find_user'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.find_user(text) IS 'Finds by whatever the identifier is: a uuid by id, text containing @ by email, anything else by name.';
 
 CREATE FUNCTION sp_users._with_sessions(u sp_users.users) RETURNS sp_users.user_with_sessions
@@ -131,38 +118,47 @@ $$;
 COMMENT ON FUNCTION sp_users._with_sessions(sp_users.users) IS 'Internal: a user with its active-session count and last session activity.';
 
 CREATE FUNCTION sp_users.find_with_sessions(id uuid) RETURNS SETOF sp_users.user_with_sessions
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT (sp_users._with_sessions(u)).* FROM sp_users.users u WHERE u.id = $1 AND u.status <> 'deleted' $$;
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
+           (SELECT pg_catalog.count(*) FROM sp_users.user_sessions s
+             WHERE s.user_id OPERATOR(pg_catalog.=) u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
+           (SELECT pg_catalog.max(s.last_activity_at) FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) u.id)
+      FROM sp_users.users u
+     WHERE u.id OPERATOR(pg_catalog.=) find_with_sessions.id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
+END
+$$;
 COMMENT ON FUNCTION sp_users.find_with_sessions(uuid) IS
 'The user with its number of active sessions (not ended, not revoked, not expired) and last_session_at (latest last_activity_at of any of its sessions), or no row.';
 
 CREATE FUNCTION sp_users.get_activity(id uuid) RETURNS sp_users.user_activity
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     result sp_users.user_activity;
 BEGIN
-    PERFORM 1 FROM sp_users.users u WHERE u.id = get_activity.id AND u.status <> 'deleted';
+    PERFORM 1 FROM sp_users.users u WHERE u.id OPERATOR(pg_catalog.=) get_activity.id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
     IF NOT FOUND THEN
         PERFORM sp_users._user_not_found(get_activity.id);
     END IF;
-    SELECT get_activity.id, max(s.last_activity_at), count(*)
+    SELECT get_activity.id, pg_catalog.max(s.last_activity_at), pg_catalog.count(*)
       INTO result
-      FROM sp_users.user_sessions s WHERE s.user_id = get_activity.id;
+      FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) get_activity.id;
     RETURN result;
 END
 $$;
 COMMENT ON FUNCTION sp_users.get_activity(uuid) IS 'Last session activity and number of sessions (all, ended or not) of a user; P0002 when the user does not exist.';
 
 CREATE FUNCTION sp_users.list_users(lim integer DEFAULT 20, off integer DEFAULT 0) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
-    SELECT * FROM sp_users.users u WHERE u.status <> 'deleted'
-     ORDER BY u.created_at DESC, u.id
-     LIMIT sp_users._page_limit($1) OFFSET sp_users._page_offset($2)
+BEGIN
+    RETURN QUERY SELECT * FROM sp_users.users u WHERE u.status OPERATOR(pg_catalog.<>) 'deleted'
+                  ORDER BY u.created_at DESC, u.id
+                  LIMIT sp_users._page_limit(lim) OFFSET sp_users._page_offset(off);
+END
 $$;
 COMMENT ON FUNCTION sp_users.list_users(integer, integer) IS 'A page of users, newest first. lim is capped at 100; a negative or NULL lim/off raises 22023.';
 
@@ -173,19 +169,20 @@ AS $$ SELECT * FROM sp_users.users u WHERE u.status <> 'deleted' ORDER BY u.crea
 COMMENT ON FUNCTION sp_users.list_all_users() IS 'Every user, newest first (no page cap: meant for administration and export).';
 
 CREATE FUNCTION sp_users.search_users(query text, lim integer DEFAULT 20) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
-    -- The query is lower-cased once (a CTE scan is not recomputed per row): the cost is the
-    -- table's text once, not the table times the query.
-    WITH p AS MATERIALIZED (SELECT lower($1) AS q)
-    SELECT u.* FROM p, sp_users.users u
-     WHERE u.status <> 'deleted'
-       AND (strpos(lower(u.name), p.q) > 0
-            OR strpos(u.email, p.q) > 0
-            OR strpos(lower(coalesce(u.full_name, '')), p.q) > 0)
-     ORDER BY (strpos(lower(u.name), p.q) > 0) DESC, u.created_at DESC, u.id
-     LIMIT sp_users._page_limit($2)
+DECLARE
+    -- Lower-cased once: the cost is the table's text once, not the table times the query.
+    q pg_catalog.text := pg_catalog.lower(query);
+BEGIN
+    RETURN QUERY SELECT u.* FROM sp_users.users u
+                  WHERE u.status OPERATOR(pg_catalog.<>) 'deleted'
+                    AND (pg_catalog.strpos(pg_catalog.lower(u.name), q) OPERATOR(pg_catalog.>) 0
+                         OR pg_catalog.strpos(u.email, q) OPERATOR(pg_catalog.>) 0
+                         OR pg_catalog.strpos(pg_catalog.lower(coalesce(u.full_name, '')), q) OPERATOR(pg_catalog.>) 0)
+                  ORDER BY (pg_catalog.strpos(pg_catalog.lower(u.name), q) OPERATOR(pg_catalog.>) 0) DESC, u.created_at DESC, u.id
+                  LIMIT sp_users._page_limit(lim);
+END
 $$;
 COMMENT ON FUNCTION sp_users.search_users(text, integer) IS
 'Case-insensitive substring search over name, email and full_name; every character is literal (% and _ are not wildcards). Name matches first, then newest. lim capped at 100. A NULL query finds nothing.';
@@ -226,19 +223,8 @@ COMMENT ON FUNCTION sp_users.list_non_anonymous_with_sessions(integer) IS
 'Users without role anonymous, with their session figures, most recent session activity first (users without sessions last). lim capped at 100.';
 
 CREATE FUNCTION sp_users.is_temporary_anonymous(id uuid) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r sp_users.user_role[];
-BEGIN
-    SELECT u.roles INTO r FROM sp_users.users u WHERE u.id = is_temporary_anonymous.id AND u.status <> 'deleted';
-    IF NOT FOUND THEN
-        PERFORM sp_users._user_not_found(is_temporary_anonymous.id);
-    END IF;
-    RETURN r @> ARRAY['anonymous'::sp_users.user_role];
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_is_temporary_anonymous'
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.is_temporary_anonymous(uuid) IS 'True when the user has role anonymous; P0002 when it does not exist.';
 
 -- Updates. One private worker applies a change and raises the SPEC errors.

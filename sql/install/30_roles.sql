@@ -1,19 +1,8 @@
 -- Roles and administration.
 
 CREATE FUNCTION sp_users.get_roles(id uuid) RETURNS sp_users.user_role[]
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    r sp_users.user_role[];
-BEGIN
-    SELECT u.roles INTO r FROM sp_users.users u WHERE u.id = get_roles.id AND u.status <> 'deleted';
-    IF NOT FOUND THEN
-        PERFORM sp_users._user_not_found(get_roles.id);
-    END IF;
-    RETURN r;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_get_roles'
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.get_roles(uuid) IS 'The roles of a user; P0002 when it does not exist.';
 
 CREATE FUNCTION sp_users.assign_role(id uuid, role sp_users.user_role) RETURNS sp_users.users

@@ -5,7 +5,6 @@ CREATE FUNCTION sp_users.start_session(user_id uuid, session_id text DEFAULT NUL
                                        fingerprint_hash text DEFAULT NULL, expires_in interval DEFAULT '7 days')
 RETURNS sp_users.user_sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     owner_roles sp_users.user_role[];
@@ -15,7 +14,7 @@ BEGIN
         -- FOR KEY SHARE: a concurrent delete of this user waits for us (or we for it), so a
         -- session never ends up pointing at a user that is gone.
         SELECT u.roles INTO owner_roles FROM sp_users.users u
-         WHERE u.id = start_session.user_id AND u.status <> 'deleted'
+         WHERE u.id OPERATOR(pg_catalog.=) start_session.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted'
          FOR KEY SHARE;
         IF NOT FOUND THEN
             PERFORM sp_users._user_not_found(start_session.user_id);
@@ -23,12 +22,14 @@ BEGIN
     END IF;
     INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,
                                         user_type, expires_at)
-    VALUES (coalesce(start_session.session_id, 'sess_' || replace(gen_random_uuid()::text, '-', '')),
+    VALUES (coalesce(start_session.session_id,
+                     'sess_' OPERATOR(pg_catalog.||) pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),
             start_session.user_id,
             sp_users.normalize_ip(start_session.ip_address),
             start_session.user_agent, start_session.device_type, start_session.fingerprint_hash,
-            CASE WHEN owner_roles IS NULL OR owner_roles @> ARRAY['anonymous'::sp_users.user_role] THEN 'anon' ELSE 'registered' END,
-            now() + sp_users._positive_interval(start_session.expires_in, 'expires_in'))
+            CASE WHEN owner_roles IS NULL OR owner_roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]
+                 THEN 'anon' ELSE 'registered' END,
+            pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(start_session.expires_in, 'expires_in'))
     RETURNING * INTO result;
     RETURN result;
 END
@@ -37,14 +38,14 @@ COMMENT ON FUNCTION sp_users.start_session(uuid, text, text, text, text, text, i
 'Starts a session (a random id "sess_<32 hex>" when session_id is NULL). user_type is anon for an anonymous user (or no user), registered otherwise. ip_address is normalised like every sp_users address (22P02 when invalid). expires_in NULL = never expires; zero or negative raises 22023. P0002 when the user does not exist; 23505 when the session id is taken.';
 
 CREATE FUNCTION sp_users.touch_session(session_id text) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 AS $$
-    WITH touched AS (
-        UPDATE sp_users.user_sessions s SET last_activity_at = greatest(statement_timestamp(), s.last_activity_at)
-         WHERE s.session_id = $1 AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)
-        RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM touched)
+BEGIN
+    UPDATE sp_users.user_sessions s SET last_activity_at = greatest(pg_catalog.statement_timestamp(), s.last_activity_at)
+     WHERE s.session_id OPERATOR(pg_catalog.=) touch_session.session_id
+       AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at);
+    RETURN FOUND;
+END
 $$;
 COMMENT ON FUNCTION sp_users.touch_session(text) IS 'Records activity on an active session; false when the session is unknown, ended, revoked or expired.';
 
@@ -75,12 +76,15 @@ COMMENT ON FUNCTION sp_users.list_sessions(uuid) IS 'Every session of a user (ac
 
 CREATE FUNCTION sp_users.list_active_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM sp_users._require_user(list_active_sessions.user_id);
+    PERFORM 1 FROM sp_users.users u
+      WHERE u.id OPERATOR(pg_catalog.=) list_active_sessions.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(list_active_sessions.user_id);
+    END IF;
     RETURN QUERY SELECT * FROM sp_users.user_sessions s
-                  WHERE s.user_id = list_active_sessions.user_id
+                  WHERE s.user_id OPERATOR(pg_catalog.=) list_active_sessions.user_id
                     AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)
                   ORDER BY s.last_activity_at DESC, s.session_id;
 END
@@ -101,23 +105,18 @@ $$;
 COMMENT ON FUNCTION sp_users.list_recent_sessions(uuid, integer) IS 'The lim most recently active sessions of a user (lim capped at 100; NULL or negative raises 22023); P0002 when the user does not exist.';
 
 CREATE FUNCTION sp_users.session_exists(session_id text) RETURNS boolean
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                    WHERE s.session_id = $1 AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_session_exists'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.session_exists(text) IS 'True only for an active session (not ended, not revoked, not expired).';
 
 CREATE FUNCTION sp_users.end_session(session_id text) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 AS $$
-    WITH ended AS (
-        UPDATE sp_users.user_sessions s SET ended_at = now()
-         WHERE s.session_id = $1 AND s.ended_at IS NULL
-        RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM ended)
+BEGIN
+    UPDATE sp_users.user_sessions s SET ended_at = pg_catalog.now()
+     WHERE s.session_id OPERATOR(pg_catalog.=) end_session.session_id AND s.ended_at IS NULL;
+    RETURN FOUND;
+END
 $$;
 COMMENT ON FUNCTION sp_users.end_session(text) IS 'Ends a session; false when it is unknown or already ended.';
 

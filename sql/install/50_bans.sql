@@ -25,43 +25,42 @@ CREATE FUNCTION sp_users.ban_ip(ip text, reason text, duration interval, ban_sou
                                 user_agent text DEFAULT NULL, session_id text DEFAULT NULL, escalate boolean DEFAULT false)
 RETURNS sp_users.banned_ips
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    net inet;
     result sp_users.banned_ips;
 BEGIN
     IF ip IS NULL THEN
         RAISE EXCEPTION 'ip must not be NULL' USING ERRCODE = '22023';
     END IF;
-    net := sp_users.normalize_ip(ip);
-    PERFORM sp_users._positive_interval(duration, 'duration');
     -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
     -- ban_count is exact and escalation reads the count it increments.
     INSERT INTO sp_users.banned_ips AS b
            (ip_address, reason, banned_at, expires_at, ban_count, last_offense_path,
             last_user_agent, source_fingerprint, ban_source, associated_session_ids)
-    VALUES (net, ban_ip.reason, now(), now() + duration, 1, offense_path,
+    VALUES (sp_users.normalize_ip(ip), ban_ip.reason, pg_catalog.now(),
+            pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(duration, 'duration'), 1, offense_path,
             user_agent, ban_ip.source_fingerprint, coalesce(ban_ip.ban_source, 'manual'),
-            CASE WHEN session_id IS NULL THEN '{}'::text[] ELSE ARRAY[session_id] END)
+            CASE WHEN session_id IS NULL THEN '{}'::pg_catalog.text[] ELSE ARRAY[session_id] END)
     ON CONFLICT (ip_address) DO UPDATE SET
         reason            = EXCLUDED.reason,
         ban_source        = EXCLUDED.ban_source,
-        banned_at         = now(),
-        ban_count         = b.ban_count + 1,
+        banned_at         = pg_catalog.now(),
+        ban_count         = b.ban_count OPERATOR(pg_catalog.+) 1,
         -- Permanent (NULL) stays permanent; a repeat ban never shortens the running one.
         expires_at        = CASE WHEN b.expires_at IS NULL OR duration IS NULL THEN NULL
                                  ELSE greatest(b.expires_at,
-                                               now() + CASE WHEN escalate
-                                                            THEN sp_users._escalated_duration(duration, b.ban_count)
-                                                            ELSE duration END) END,
+                                               pg_catalog.now() OPERATOR(pg_catalog.+)
+                                               CASE WHEN escalate
+                                                    THEN sp_users._escalated_duration(duration, b.ban_count)
+                                                    ELSE duration END) END,
         last_offense_path  = coalesce(EXCLUDED.last_offense_path, b.last_offense_path),
         last_user_agent    = coalesce(EXCLUDED.last_user_agent, b.last_user_agent),
         source_fingerprint = coalesce(EXCLUDED.source_fingerprint, b.source_fingerprint),
         -- Distinct ids, the most recent 100: an abusive client cannot grow the row without bound.
         associated_session_ids = CASE
-            WHEN session_id IS NULL OR session_id = ANY (b.associated_session_ids) THEN b.associated_session_ids
-            ELSE (b.associated_session_ids || session_id)[greatest(1, cardinality(b.associated_session_ids) - 98):] END
+            WHEN session_id IS NULL OR session_id OPERATOR(pg_catalog.=) ANY (b.associated_session_ids) THEN b.associated_session_ids
+            ELSE (b.associated_session_ids OPERATOR(pg_catalog.||) session_id)
+                 [greatest(1, pg_catalog.cardinality(b.associated_session_ids) OPERATOR(pg_catalog.-) 98):] END
     RETURNING * INTO result;
     RETURN result;
 END
@@ -70,23 +69,20 @@ COMMENT ON FUNCTION sp_users.ban_ip(text, text, interval, text, text, text, text
 'Bans an address or network (normalised; 22P02 when invalid). duration NULL = permanent; zero or negative raises 22023. A repeat ban increments ban_count, replaces reason and ban_source, keeps earlier fingerprint/path/agent where the new one is NULL, appends session_id (distinct, last 100 kept). Permanent stays permanent (expires_at NULL); a repeat ban never shortens an expiry. With escalate, duration x 2^(previous ban_count), capped at 365 days.';
 
 CREATE FUNCTION sp_users.get_ban(ip text) RETURNS SETOF sp_users.banned_ips
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT b.* FROM sp_users.banned_ips b
-     WHERE b.ip_address >>= sp_users.normalize_ip($1)
-       AND (b.expires_at IS NULL OR b.expires_at > now())
-     ORDER BY masklen(b.ip_address) DESC
-     LIMIT 1
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_get_ban'
+LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.get_ban(text) IS 'The active ban that applies to the address: the exact entry if banned, else the most specific covering network; no row when none applies.';
 
 CREATE FUNCTION sp_users.unban_ip(ip text) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH gone AS (DELETE FROM sp_users.banned_ips b WHERE b.ip_address = sp_users.normalize_ip($1) RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM gone)
+DECLARE
+    net inet := sp_users.normalize_ip(ip); -- first: bad text is 22P02 whatever the table holds
+BEGIN
+    DELETE FROM sp_users.banned_ips b WHERE b.ip_address = net;
+    RETURN FOUND;
+END
 $$;
 COMMENT ON FUNCTION sp_users.unban_ip(text) IS 'Removes exactly that entry (an address, or a network; covering or covered entries stay). False when there was none.';
 
@@ -100,13 +96,14 @@ $$;
 COMMENT ON FUNCTION sp_users.cleanup_expired_bans() IS 'Deletes bans whose expiry has passed (never permanent ones); returns how many. Expired bans already stop applying without it: this only reclaims space (and forgets ban counts).';
 
 CREATE FUNCTION sp_users.list_active_bans(lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
-    SELECT * FROM sp_users.banned_ips b
-     WHERE b.expires_at IS NULL OR b.expires_at > now()
-     ORDER BY b.banned_at DESC, b.ip_address
-     LIMIT sp_users._page_limit($1)
+BEGIN
+    RETURN QUERY SELECT * FROM sp_users.banned_ips b
+                  WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+                  ORDER BY b.banned_at DESC, b.ip_address
+                  LIMIT sp_users._page_limit(lim);
+END
 $$;
 COMMENT ON FUNCTION sp_users.list_active_bans(integer) IS 'Active bans, most recently (re)banned first; lim capped at 100.';
 
@@ -130,7 +127,11 @@ $$;
 COMMENT ON FUNCTION sp_users.list_bans_by_fingerprint(text) IS 'Every ban (active or expired) recorded with this source fingerprint, most recent first.';
 
 CREATE FUNCTION sp_users.count_active_bans() RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT count(*) FROM sp_users.banned_ips b WHERE b.expires_at IS NULL OR b.expires_at > now() $$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+BEGIN
+    RETURN (SELECT pg_catalog.count(*) FROM sp_users.banned_ips b
+             WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
+END
+$$;
 COMMENT ON FUNCTION sp_users.count_active_bans() IS 'Number of active bans (addresses and networks).';

@@ -3,27 +3,27 @@
 
 CREATE FUNCTION sp_users.create_anonymous(fingerprint text) RETURNS sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    anon_email text;
-    new_id uuid;
+    anon_email pg_catalog.text;
+    new_id pg_catalog.uuid;
     result sp_users.users;
 BEGIN
-    IF fingerprint IS NULL OR btrim(fingerprint) = '' THEN
+    IF fingerprint IS NULL OR pg_catalog.btrim(fingerprint) OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'fingerprint must not be empty' USING ERRCODE = '22023';
     END IF;
-    anon_email := sp_users.normalize_email(fingerprint) || '@anonymous.local';
+    anon_email := sp_users.normalize_email(fingerprint) OPERATOR(pg_catalog.||) '@anonymous.local';
     FOR attempt IN 1..8 LOOP
-        SELECT * INTO result FROM sp_users.users u WHERE u.email = anon_email;
+        SELECT * INTO result FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) anon_email;
         IF FOUND THEN
             RETURN result;
         END IF;
         -- ON CONFLICT waits for a concurrent creator of the same fingerprint, so racing callers
         -- all end up with the one row that committed.
-        new_id := gen_random_uuid();
+        new_id := pg_catalog.gen_random_uuid();
         INSERT INTO sp_users.users (id, name, email, roles)
-        VALUES (new_id, 'anonymous_' || left(replace(new_id::text, '-', ''), 8), anon_email, '{anonymous}')
+        VALUES (new_id, 'anonymous_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.replace(new_id::pg_catalog.text, '-', ''), 8),
+                anon_email, '{anonymous}')
         ON CONFLICT DO NOTHING
         RETURNING * INTO result;
         IF FOUND THEN
