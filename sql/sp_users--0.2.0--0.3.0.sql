@@ -10,8 +10,23 @@
 \echo Use "ALTER EXTENSION sp_users UPDATE TO '0.3.0'" to load this file. \quit
 
 -- The request path (issue 12): the readers become C index probes; the other per-request and
--- listing functions become PL/pgSQL without a SET clause, every name schema-qualified; the
--- internal helpers they call lose their SET clause too; unban_ip validates its argument first.
+-- listing functions become PL/pgSQL without a SET clause, every name schema-qualified. User-facing
+-- errors (issue 14) are raised by C helpers without the CONTEXT of internal frames; emails must
+-- pass email_problem. Generated from sql/install at 0.3.0 (same text as a fresh install).
+-- >>> functions
+CREATE FUNCTION sp_users._fail(sqlstate text, message text, hint text DEFAULT NULL, constraint_name text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sp_users_fail'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sp_users._fail(text, text, text, text) IS
+'Internal: raises an error with this SQLSTATE, message, optional hint and optional constraint of sp_users.users, without a CONTEXT.';
+
+CREATE FUNCTION sp_users.email_problem(email text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_email_problem'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users.email_problem(text) IS
+'NULL when an email address (in its stored form: see normalize_email) is acceptable, else the rule it breaks: exactly one @, something before and after it, no white space or control character, at most 320 characters. user@localhost is accepted. The CHECK users_email_check on sp_users.users applies it.';
+
 CREATE OR REPLACE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -19,7 +34,11 @@ AS $$
 DECLARE
     result sp_users.users;
     normalized pg_catalog.text := sp_users.normalize_email(create_user.email);
+    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
+    IF problem IS NOT NULL THEN
+        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
+    END IF;
     -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
     -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
     INSERT INTO sp_users.users (name, email, full_name, display_name)
@@ -30,47 +49,61 @@ BEGIN
         RETURN result;
     END IF;
     IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) normalized) THEN
-        RAISE EXCEPTION 'user already exists with email: %', normalized
-            USING ERRCODE = '23505', CONSTRAINT = 'users_email_key', SCHEMA = 'sp_users', TABLE = 'users';
+        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) normalized, NULL, 'users_email_key');
     END IF;
-    RAISE EXCEPTION 'user already exists with name: %', create_user.name
-        USING ERRCODE = '23505', CONSTRAINT = 'users_name_key', SCHEMA = 'sp_users', TABLE = 'users';
+    PERFORM sp_users._fail('23505', 'user already exists with name: ' OPERATOR(pg_catalog.||) create_user.name, NULL, 'users_name_key');
+    RETURN NULL; -- not reached: _fail raises
 END
 $$;
+COMMENT ON FUNCTION sp_users.create_user(text, text, text, text) IS
+'Creates an active user with roles {user}. The email is stored trimmed and lower-cased and must pass email_problem (else 23514 naming the rule it breaks); display_name defaults to full_name. A taken email raises 23505 "user already exists with email: E", a taken name 23505 too.';
 
 CREATE OR REPLACE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS SETOF sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
+DECLARE
+    normalized pg_catalog.text := sp_users.normalize_email(create_user_if_absent.email);
+    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
+    IF problem IS NOT NULL THEN
+        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
+    END IF;
     RETURN QUERY
     INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
-    VALUES (create_user_if_absent.name, sp_users.normalize_email(create_user_if_absent.email), create_user_if_absent.full_name,
+    VALUES (create_user_if_absent.name, normalized, create_user_if_absent.full_name,
             coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
     ON CONFLICT DO NOTHING
     RETURNING u.*;
 END
 $$;
+COMMENT ON FUNCTION sp_users.create_user_if_absent(text, text, text, text) IS
+'Like create_user, but returns zero rows instead of raising when the name or email is taken (race-safe: ON CONFLICT DO NOTHING).';
 
 CREATE OR REPLACE FUNCTION sp_users.find_by_id(id uuid) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_by_id'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION sp_users.find_by_id(uuid) IS 'The user with this id, or no row (deleted users are not found).';
 
 CREATE OR REPLACE FUNCTION sp_users.find_by_email(email text) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_by_email'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION sp_users.find_by_email(text) IS 'The user with this email (the argument is trimmed and lower-cased first), or no row.';
 
 CREATE OR REPLACE FUNCTION sp_users.find_by_name(name text) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_by_name'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION sp_users.find_by_name(text) IS 'The user with exactly this name (case-sensitive), or no row.';
 
 CREATE OR REPLACE FUNCTION sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_authenticated_user'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION sp_users.find_authenticated_user(uuid) IS 'The user with this id only when its status is active (use it to authorise a request), or no row.';
 
 CREATE OR REPLACE FUNCTION sp_users.find_user(identifier text) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_user'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION sp_users.find_user(text) IS 'Finds by whatever the identifier is: a uuid by id, text containing @ by email, anything else by name.';
 
 CREATE OR REPLACE FUNCTION sp_users.find_with_sessions(id uuid) RETURNS SETOF sp_users.user_with_sessions
 LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
@@ -85,6 +118,8 @@ BEGIN
      WHERE u.id OPERATOR(pg_catalog.=) find_with_sessions.id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
 END
 $$;
+COMMENT ON FUNCTION sp_users.find_with_sessions(uuid) IS
+'The user with its number of active sessions (not ended, not revoked, not expired) and last_session_at (latest last_activity_at of any of its sessions), or no row.';
 
 CREATE OR REPLACE FUNCTION sp_users.get_activity(id uuid) RETURNS sp_users.user_activity
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -102,6 +137,7 @@ BEGIN
     RETURN result;
 END
 $$;
+COMMENT ON FUNCTION sp_users.get_activity(uuid) IS 'Last session activity and number of sessions (all, ended or not) of a user; P0002 when the user does not exist.';
 
 CREATE OR REPLACE FUNCTION sp_users.list_users(lim integer DEFAULT 20, off integer DEFAULT 0) RETURNS SETOF sp_users.users
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -112,6 +148,7 @@ BEGIN
                   LIMIT sp_users._page_limit(lim) OFFSET sp_users._page_offset(off);
 END
 $$;
+COMMENT ON FUNCTION sp_users.list_users(integer, integer) IS 'A page of users, newest first. lim is capped at 100; a negative or NULL lim/off raises 22023.';
 
 CREATE OR REPLACE FUNCTION sp_users.search_users(query text, lim integer DEFAULT 20) RETURNS SETOF sp_users.users
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -129,10 +166,13 @@ BEGIN
                   LIMIT sp_users._page_limit(lim);
 END
 $$;
+COMMENT ON FUNCTION sp_users.search_users(text, integer) IS
+'Case-insensitive substring search over name, email and full_name; every character is literal (% and _ are not wildcards). Name matches first, then newest. lim capped at 100. A NULL query finds nothing.';
 
 CREATE OR REPLACE FUNCTION sp_users.is_temporary_anonymous(id uuid) RETURNS boolean
 AS 'MODULE_PATHNAME', 'sp_users_is_temporary_anonymous'
 LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users.is_temporary_anonymous(uuid) IS 'True when the user has role anonymous; P0002 when it does not exist.';
 
 CREATE OR REPLACE FUNCTION sp_users.start_session(user_id uuid, session_id text DEFAULT NULL, ip_address text DEFAULT NULL,
                                        user_agent text DEFAULT NULL, device_type text DEFAULT NULL,
@@ -168,6 +208,8 @@ BEGIN
     RETURN result;
 END
 $$;
+COMMENT ON FUNCTION sp_users.start_session(uuid, text, text, text, text, text, interval) IS
+'Starts a session (a random id "sess_<32 hex>" when session_id is NULL). user_type is anon for an anonymous user (or no user), registered otherwise. ip_address is normalised like every sp_users address (22P02 when invalid). expires_in NULL = never expires; zero or negative raises 22023. P0002 when the user does not exist; 23505 when the session id is taken.';
 
 CREATE OR REPLACE FUNCTION sp_users.touch_session(session_id text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
@@ -179,6 +221,7 @@ BEGIN
     RETURN FOUND;
 END
 $$;
+COMMENT ON FUNCTION sp_users.touch_session(text) IS 'Records activity on an active session; false when the session is unknown, ended, revoked or expired.';
 
 CREATE OR REPLACE FUNCTION sp_users.list_active_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -195,10 +238,12 @@ BEGIN
                   ORDER BY s.last_activity_at DESC, s.session_id;
 END
 $$;
+COMMENT ON FUNCTION sp_users.list_active_sessions(uuid) IS 'The active sessions (not ended, not revoked, not expired) of a user, most recent activity first; P0002 when the user does not exist.';
 
 CREATE OR REPLACE FUNCTION sp_users.session_exists(session_id text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'sp_users_session_exists'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users.session_exists(text) IS 'True only for an active session (not ended, not revoked, not expired).';
 
 CREATE OR REPLACE FUNCTION sp_users.end_session(session_id text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
@@ -209,6 +254,7 @@ BEGIN
     RETURN FOUND;
 END
 $$;
+COMMENT ON FUNCTION sp_users.end_session(text) IS 'Ends a session; false when it is unknown or already ended.';
 
 CREATE OR REPLACE FUNCTION sp_users.ban_ip(ip text, reason text, duration interval, ban_source text DEFAULT 'manual',
                                 source_fingerprint text DEFAULT NULL, offense_path text DEFAULT NULL,
@@ -220,7 +266,7 @@ DECLARE
     result sp_users.banned_ips;
 BEGIN
     IF ip IS NULL THEN
-        RAISE EXCEPTION 'ip must not be NULL' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'ip must not be NULL');
     END IF;
     -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
     -- ban_count is exact and escalation reads the count it increments.
@@ -255,10 +301,13 @@ BEGIN
     RETURN result;
 END
 $$;
+COMMENT ON FUNCTION sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean) IS
+'Bans an address or network (normalised; 22P02 when invalid). duration NULL = permanent; zero or negative raises 22023. A repeat ban increments ban_count, replaces reason and ban_source, keeps earlier fingerprint/path/agent where the new one is NULL, appends session_id (distinct, last 100 kept). Permanent stays permanent (expires_at NULL); a repeat ban never shortens an expiry. With escalate, duration x 2^(previous ban_count), capped at 365 days.';
 
 CREATE OR REPLACE FUNCTION sp_users.get_ban(ip text) RETURNS SETOF sp_users.banned_ips
 AS 'MODULE_PATHNAME', 'sp_users_get_ban'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION sp_users.get_ban(text) IS 'The active ban that applies to the address: the exact entry if banned, else the most specific covering network; no row when none applies.';
 
 CREATE OR REPLACE FUNCTION sp_users.list_active_bans(lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -270,6 +319,7 @@ BEGIN
                   LIMIT sp_users._page_limit(lim);
 END
 $$;
+COMMENT ON FUNCTION sp_users.list_active_bans(integer) IS 'Active bans, most recently (re)banned first; lim capped at 100.';
 
 CREATE OR REPLACE FUNCTION sp_users.count_active_bans() RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -279,6 +329,7 @@ BEGIN
              WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
 END
 $$;
+COMMENT ON FUNCTION sp_users.count_active_bans() IS 'Number of active bans (addresses and networks).';
 
 CREATE OR REPLACE FUNCTION sp_users.create_anonymous(fingerprint text) RETURNS sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -289,9 +340,13 @@ DECLARE
     result sp_users.users;
 BEGIN
     IF fingerprint IS NULL OR pg_catalog.btrim(fingerprint) OPERATOR(pg_catalog.=) '' THEN
-        RAISE EXCEPTION 'fingerprint must not be empty' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'fingerprint must not be empty');
     END IF;
     anon_email := sp_users.normalize_email(fingerprint) OPERATOR(pg_catalog.||) '@anonymous.local';
+    IF sp_users.email_problem(anon_email) IS NOT NULL THEN -- like create_user: 23514 naming the rule
+        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s" from the fingerprint: %s', anon_email,
+                                                          sp_users.email_problem(anon_email)), NULL, 'users_email_check');
+    END IF;
     FOR attempt IN 1..8 LOOP
         SELECT * INTO result FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) anon_email;
         IF FOUND THEN
@@ -311,58 +366,39 @@ BEGIN
         -- Either the fingerprint was created concurrently (found on the next pass) or the
         -- 8-hex name collided with another anonymous user (retried with a new id).
     END LOOP;
-    RAISE EXCEPTION 'could not create an anonymous user for fingerprint %', fingerprint USING ERRCODE = '40001';
+    PERFORM sp_users._fail('40001', 'could not create an anonymous user for fingerprint ' OPERATOR(pg_catalog.||) fingerprint);
+    RETURN NULL; -- not reached: _fail raises
 END
 $$;
+COMMENT ON FUNCTION sp_users.create_anonymous(text) IS
+'The anonymous user of a fingerprint, created on first use: email <fingerprint>@anonymous.local (trimmed, lower-cased), name anonymous_<first 8 hex of the id>, roles {anonymous}. Idempotent and race-safe: the same fingerprint always yields the same user, also under concurrent calls. Empty or NULL fingerprint raises 22023.';
 
 CREATE OR REPLACE FUNCTION sp_users.get_roles(id uuid) RETURNS sp_users.user_role[]
 AS 'MODULE_PATHNAME', 'sp_users_get_roles'
 LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users.get_roles(uuid) IS 'The roles of a user; P0002 when it does not exist.';
 
 CREATE OR REPLACE FUNCTION sp_users._page_limit(lim integer, arg text DEFAULT 'lim') RETURNS integer
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $$
-BEGIN
-    IF lim IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', arg USING ERRCODE = '22023';
-    ELSIF lim OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION '% must not be negative (got %)', arg, lim USING ERRCODE = '22023';
-    END IF;
-    RETURN least(lim, 100); -- MAX_PAGE_SIZE
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_page_limit'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._page_limit(integer, text) IS
+'Internal: a listing limit capped at 100 (MAX_PAGE_SIZE); NULL or negative raises 22023.';
 
 CREATE OR REPLACE FUNCTION sp_users._page_offset(off integer) RETURNS integer
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $$
-BEGIN
-    IF off IS NULL THEN
-        RAISE EXCEPTION 'off must not be NULL' USING ERRCODE = '22023';
-    ELSIF off OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION 'off must not be negative (got %)', off USING ERRCODE = '22023';
-    END IF;
-    RETURN off;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_page_offset'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._page_offset(integer) IS 'Internal: a listing offset; NULL or negative raises 22023.';
 
 CREATE OR REPLACE FUNCTION sp_users._user_not_found(id anyelement) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-BEGIN
-    RAISE EXCEPTION 'user not found: %', id USING ERRCODE = 'P0002';
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_user_not_found'
+LANGUAGE C IMMUTABLE;
+COMMENT ON FUNCTION sp_users._user_not_found(anyelement) IS 'Internal: raises P0002 "user not found: <id>".';
 
 CREATE OR REPLACE FUNCTION sp_users._positive_interval(value interval, arg text) RETURNS interval
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $$
-BEGIN
-    IF value IS NOT NULL AND value OPERATOR(pg_catalog.<=) interval '0' THEN
-        RAISE EXCEPTION '% must be positive (got %)', arg, value USING ERRCODE = '22023';
-    END IF;
-    RETURN value;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_positive_interval'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._positive_interval(interval, text) IS
+'Internal: passes NULL or a positive interval through; zero or negative raises 22023 naming the argument.';
 
 CREATE OR REPLACE FUNCTION sp_users.unban_ip(ip text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
@@ -375,6 +411,133 @@ BEGIN
     RETURN FOUND;
 END
 $$;
+COMMENT ON FUNCTION sp_users.unban_ip(text) IS 'Removes exactly that entry (an address, or a network; covering or covered entries stay). False when there was none.';
+
+CREATE OR REPLACE FUNCTION sp_users._update_user(id uuid, changes jsonb) RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result sp_users.users;
+    new_email text;
+    constraint_name text;
+BEGIN
+    IF changes ? 'email' THEN
+        new_email := sp_users.normalize_email(changes->>'email');
+        IF sp_users.email_problem(new_email) IS NOT NULL THEN
+            PERFORM sp_users._fail('23514', format('invalid email address "%s": %s', new_email, sp_users.email_problem(new_email)),
+                                   NULL, 'users_email_check');
+        END IF;
+    END IF;
+    UPDATE sp_users.users u SET
+        email          = CASE WHEN changes ? 'email' THEN new_email ELSE u.email END,
+        email_verified = CASE WHEN changes ? 'email_verified' THEN (changes->>'email_verified')::boolean
+                              WHEN changes ? 'email' AND new_email IS DISTINCT FROM u.email THEN false
+                              ELSE u.email_verified END,
+        full_name      = CASE WHEN changes ? 'full_name' THEN changes->>'full_name' ELSE u.full_name END,
+        display_name   = CASE WHEN changes ? 'display_name' THEN changes->>'display_name' ELSE u.display_name END,
+        status         = CASE WHEN changes ? 'status' THEN (changes->>'status')::sp_users.user_status ELSE u.status END,
+        roles          = CASE WHEN changes ? 'roles' THEN ARRAY(SELECT jsonb_array_elements_text(changes->'roles'))::sp_users.user_role[] ELSE u.roles END
+     WHERE u.id = _update_user.id AND u.status <> 'deleted'
+    RETURNING * INTO result;
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(_update_user.id);
+    END IF;
+    RETURN result;
+EXCEPTION WHEN unique_violation THEN
+    GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+    PERFORM sp_users._fail('23505', 'user already exists with email: ' || new_email, NULL, constraint_name);
+    RETURN NULL; -- not reached: _fail raises
+END
+$$;
+COMMENT ON FUNCTION sp_users._update_user(uuid, jsonb) IS 'Internal: applies the given column changes to a non-deleted user (P0002 when missing, 23505 on a taken email).';
+
+CREATE OR REPLACE FUNCTION sp_users._dedupe_roles(roles sp_users.user_role[]) RETURNS sp_users.user_role[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF roles IS NULL OR cardinality(roles) = 0 THEN
+        PERFORM sp_users._fail('22023', 'roles must not be empty');
+    END IF;
+    IF array_position(roles, NULL) IS NOT NULL THEN
+        PERFORM sp_users._fail('22023', 'roles must not contain NULL');
+    END IF;
+    RETURN ARRAY(SELECT r FROM unnest(roles) WITH ORDINALITY AS u(r, i) GROUP BY r ORDER BY min(i));
+END
+$$;
+COMMENT ON FUNCTION sp_users._dedupe_roles(sp_users.user_role[]) IS
+'Internal: validates a role array (22023 when empty, NULL or with a NULL element) and drops duplicates, keeping first-seen order.';
+
+CREATE OR REPLACE FUNCTION sp_users.assign_role(id uuid, role sp_users.user_role) RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        PERFORM sp_users._fail('22023', 'role must not be NULL');
+    END IF;
+    RETURN sp_users.assign_roles(id, sp_users.get_roles(id) || role);
+END
+$$;
+COMMENT ON FUNCTION sp_users.assign_role(uuid, sp_users.user_role) IS 'Adds a role (no-op when already held); P0002 when the user does not exist.';
+
+CREATE OR REPLACE FUNCTION sp_users.revoke_role(id uuid, role sp_users.user_role) RETURNS sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    remaining sp_users.user_role[];
+BEGIN
+    IF role IS NULL THEN
+        PERFORM sp_users._fail('22023', 'role must not be NULL');
+    END IF;
+    remaining := array_remove(sp_users.get_roles(id), role);
+    IF cardinality(remaining) = 0 THEN
+        PERFORM sp_users._fail('22023', format('cannot revoke role %s: it is the last role of user %s', role, id),
+                               'Assign another role first; every user holds at least one role.');
+    END IF;
+    RETURN sp_users.assign_roles(id, remaining);
+END
+$$;
+COMMENT ON FUNCTION sp_users.revoke_role(uuid, sp_users.user_role) IS 'Removes a role (no-op when not held); revoking the last role raises 22023; P0002 when the user does not exist.';
+
+CREATE OR REPLACE FUNCTION sp_users.register_user_reference(tbl regclass, col name) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        PERFORM sp_users._fail('22023', 'tbl and col must not be NULL');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
+        PERFORM sp_users._fail('42703', format('column %s does not exist in table %s', col, tbl));
+    END IF;
+    INSERT INTO sp_users.user_references (tbl, col) VALUES (tbl, col) ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION sp_users.register_user_reference(regclass, name) IS
+'Registers a column that holds a user id without a foreign key (any type a uuid can be cast to and from, e.g. uuid or text), so merges move it too. Idempotent; 42703 when the column does not exist.';
+
+-- The email rule (issue 14). Rows that break it are kept: the constraint is added NOT VALID
+-- (new and updated rows are checked) and validated only when every row passes; otherwise a
+-- WARNING says how many rows and how to fix them.
+ALTER TABLE sp_users.users DROP CONSTRAINT users_email_check;
+ALTER TABLE sp_users.users ADD CONSTRAINT users_email_check CHECK (sp_users.email_problem(email) IS NULL) NOT VALID;
+DO $upgrade$
+DECLARE
+    bad bigint;
+BEGIN
+    SELECT pg_catalog.count(*) INTO bad FROM sp_users.users u WHERE sp_users.email_problem(u.email) IS NOT NULL;
+    IF bad OPERATOR(pg_catalog.=) 0 THEN
+        ALTER TABLE sp_users.users VALIDATE CONSTRAINT users_email_check;
+    ELSE
+        RAISE WARNING 'sp_users 0.3.0: % users have an email that breaks the new rule; they are kept and the constraint users_email_check is NOT VALID (checked for new and changed rows only)', bad
+            USING HINT = 'List them with SELECT id, email, sp_users.email_problem(email) FROM sp_users.users WHERE sp_users.email_problem(email) IS NOT NULL; fix each with sp_users.update_email, then ALTER TABLE sp_users.users VALIDATE CONSTRAINT users_email_check.';
+    END IF;
+END
+$upgrade$;
+-- <<< functions
 
 ALTER FUNCTION sp_users.is_banned(text) PARALLEL SAFE;
 ALTER FUNCTION sp_users.ban_cache_info() PARALLEL RESTRICTED;
@@ -503,3 +666,15 @@ $$;
 COMMENT ON FUNCTION sp_users._restrict_internals() IS 'Internal (install and upgrade): revokes EXECUTE on internal functions from every sp_users role except those a direct write (_roles_valid, the CHECK on roles) or run_anonymous_cleanup needs, TRIGGER on every table, and writes to the derived counter tables.';
 
 SELECT sp_users._restrict_internals();
+
+-- Privileges of the new public helper, and the self-service steps applications may now run.
+REVOKE ALL ON FUNCTION sp_users.email_problem(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sp_users.email_problem(text) TO sp_users_admin;
+GRANT EXECUTE ON FUNCTION sp_users.email_problem(text) TO sp_users_app, sp_users_readonly;
+GRANT EXECUTE ON FUNCTION
+    sp_users.promote_anonymous(uuid, uuid), sp_users.update_email(uuid, text), sp_users.update_email_verified(uuid, boolean),
+    sp_users.update_display_name(uuid, text), sp_users.update_full_name(uuid, text),
+    sp_users.update_status(uuid, sp_users.user_status), sp_users.get_roles(uuid), sp_users.is_temporary_anonymous(uuid),
+    sp_users.get_activity(uuid), sp_users.get_stats(), sp_users.count_by_status(), sp_users.count_by_role(),
+    sp_users.count_with_breakdown()
+TO sp_users_app;

@@ -1,7 +1,8 @@
+-- the search term is lower-cased once (a materialised CTE), not per row
 \set q random(100, 999)
-SELECT * FROM sp_users.users
- WHERE status <> 'deleted'
-   AND (strpos(lower(name), lower('SER' || :q)) > 0 OR strpos(email, lower('SER' || :q)) > 0
-        OR strpos(lower(coalesce(full_name, '')), lower('SER' || :q)) > 0)
- ORDER BY (strpos(lower(name), lower('SER' || :q)) > 0) DESC, created_at DESC, id
+WITH p AS MATERIALIZED (SELECT lower('SER' || :q) AS q)
+SELECT u.* FROM p, sp_users.users u
+ WHERE u.status <> 'deleted'
+   AND (strpos(lower(u.name), p.q) > 0 OR strpos(u.email, p.q) > 0 OR strpos(lower(coalesce(u.full_name, '')), p.q) > 0)
+ ORDER BY (strpos(lower(u.name), p.q) > 0) DESC, u.created_at DESC, u.id
  LIMIT 20;

@@ -16,6 +16,14 @@ END;
 COMMENT ON FUNCTION sp_users.normalize_email(text) IS
 'The stored form of an email address: surrounding whitespace removed, lower-cased. sp_users.users enforces it with a CHECK.';
 
+-- What a stored email must be: exactly one @, something on both sides, no white space or control
+-- character, at most 320 characters (src/core/email.cpp). NULL when acceptable, else the rule broken.
+CREATE FUNCTION sp_users.email_problem(email text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_email_problem'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users.email_problem(text) IS
+'NULL when an email address (in its stored form: see normalize_email) is acceptable, else the rule it breaks: exactly one @, something before and after it, no white space or control character, at most 320 characters. user@localhost is accepted. The CHECK users_email_check on sp_users.users applies it.';
+
 -- The one definition of an active session (SPEC: not ended, not revoked, not expired). Inlined
 -- where it is used, so it costs nothing and indexes still apply.
 CREATE FUNCTION sp_users.session_is_active(ended_at timestamptz, revoked_at timestamptz, expires_at timestamptz) RETURNS boolean
@@ -38,10 +46,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF roles IS NULL OR cardinality(roles) = 0 THEN
-        RAISE EXCEPTION 'roles must not be empty' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'roles must not be empty');
     END IF;
     IF array_position(roles, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'roles must not contain NULL' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'roles must not contain NULL');
     END IF;
     RETURN ARRAY(SELECT r FROM unnest(roles) WITH ORDINALITY AS u(r, i) GROUP BY r ORDER BY min(i));
 END
@@ -49,54 +57,34 @@ $$;
 COMMENT ON FUNCTION sp_users._dedupe_roles(sp_users.user_role[]) IS
 'Internal: validates a role array (22023 when empty, NULL or with a NULL element) and drops duplicates, keeping first-seen order.';
 
+-- The user-facing errors of the SQL functions are raised from C with the context hidden: a client
+-- sees the message, SQLSTATE, hint and constraint, not the internal frames that led there.
+CREATE FUNCTION sp_users._fail(sqlstate text, message text, hint text DEFAULT NULL, constraint_name text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sp_users_fail'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sp_users._fail(text, text, text, text) IS
+'Internal: raises an error with this SQLSTATE, message, optional hint and optional constraint of sp_users.users, without a CONTEXT.';
+
 CREATE FUNCTION sp_users._page_limit(lim integer, arg text DEFAULT 'lim') RETURNS integer
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $$
-BEGIN
-    IF lim IS NULL THEN
-        RAISE EXCEPTION '% must not be NULL', arg USING ERRCODE = '22023';
-    ELSIF lim OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION '% must not be negative (got %)', arg, lim USING ERRCODE = '22023';
-    END IF;
-    RETURN least(lim, 100); -- MAX_PAGE_SIZE
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_page_limit'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._page_limit(integer, text) IS
 'Internal: a listing limit capped at 100 (MAX_PAGE_SIZE); NULL or negative raises 22023.';
 
 CREATE FUNCTION sp_users._page_offset(off integer) RETURNS integer
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $$
-BEGIN
-    IF off IS NULL THEN
-        RAISE EXCEPTION 'off must not be NULL' USING ERRCODE = '22023';
-    ELSIF off OPERATOR(pg_catalog.<) 0 THEN
-        RAISE EXCEPTION 'off must not be negative (got %)', off USING ERRCODE = '22023';
-    END IF;
-    RETURN off;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_page_offset'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._page_offset(integer) IS 'Internal: a listing offset; NULL or negative raises 22023.';
 
 CREATE FUNCTION sp_users._user_not_found(id anyelement) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-BEGIN
-    RAISE EXCEPTION 'user not found: %', id USING ERRCODE = 'P0002';
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_user_not_found'
+LANGUAGE C IMMUTABLE;
 COMMENT ON FUNCTION sp_users._user_not_found(anyelement) IS 'Internal: raises P0002 "user not found: <id>".';
 
 CREATE FUNCTION sp_users._positive_interval(value interval, arg text) RETURNS interval
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-AS $$
-BEGIN
-    IF value IS NOT NULL AND value OPERATOR(pg_catalog.<=) interval '0' THEN
-        RAISE EXCEPTION '% must be positive (got %)', arg, value USING ERRCODE = '22023';
-    END IF;
-    RETURN value;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_positive_interval'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._positive_interval(interval, text) IS
 'Internal: passes NULL or a positive interval through; zero or negative raises 22023 naming the argument.';
 

@@ -18,7 +18,7 @@ CREATE TABLE sp_users.users (
     CONSTRAINT users_email_key UNIQUE (email),
     CONSTRAINT users_name_check CHECK (name OPERATOR(pg_catalog.<>) '' AND pg_catalog.length(name) OPERATOR(pg_catalog.<=) 255),
     CONSTRAINT users_email_normalized CHECK (email OPERATOR(pg_catalog.=) sp_users.normalize_email(email)),
-    CONSTRAINT users_email_check CHECK (pg_catalog.strpos(email, '@') OPERATOR(pg_catalog.>) 1 AND pg_catalog.length(email) OPERATOR(pg_catalog.<=) 320),
+    CONSTRAINT users_email_check CHECK (sp_users.email_problem(email) IS NULL),
     CONSTRAINT users_roles_check CHECK (sp_users._roles_valid(roles))
 );
 CREATE INDEX users_created_at_idx ON sp_users.users (created_at);

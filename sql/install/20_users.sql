@@ -9,7 +9,11 @@ AS $$
 DECLARE
     result sp_users.users;
     normalized pg_catalog.text := sp_users.normalize_email(create_user.email);
+    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
+    IF problem IS NOT NULL THEN
+        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
+    END IF;
     -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
     -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
     INSERT INTO sp_users.users (name, email, full_name, display_name)
@@ -20,24 +24,29 @@ BEGIN
         RETURN result;
     END IF;
     IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) normalized) THEN
-        RAISE EXCEPTION 'user already exists with email: %', normalized
-            USING ERRCODE = '23505', CONSTRAINT = 'users_email_key', SCHEMA = 'sp_users', TABLE = 'users';
+        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) normalized, NULL, 'users_email_key');
     END IF;
-    RAISE EXCEPTION 'user already exists with name: %', create_user.name
-        USING ERRCODE = '23505', CONSTRAINT = 'users_name_key', SCHEMA = 'sp_users', TABLE = 'users';
+    PERFORM sp_users._fail('23505', 'user already exists with name: ' OPERATOR(pg_catalog.||) create_user.name, NULL, 'users_name_key');
+    RETURN NULL; -- not reached: _fail raises
 END
 $$;
 COMMENT ON FUNCTION sp_users.create_user(text, text, text, text) IS
-'Creates an active user with roles {user}. The email is stored trimmed and lower-cased; display_name defaults to full_name. A taken email raises 23505 "user already exists with email: E", a taken name 23505 too.';
+'Creates an active user with roles {user}. The email is stored trimmed and lower-cased and must pass email_problem (else 23514 naming the rule it breaks); display_name defaults to full_name. A taken email raises 23505 "user already exists with email: E", a taken name 23505 too.';
 
 CREATE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS SETOF sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
+DECLARE
+    normalized pg_catalog.text := sp_users.normalize_email(create_user_if_absent.email);
+    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
+    IF problem IS NOT NULL THEN
+        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
+    END IF;
     RETURN QUERY
     INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
-    VALUES (create_user_if_absent.name, sp_users.normalize_email(create_user_if_absent.email), create_user_if_absent.full_name,
+    VALUES (create_user_if_absent.name, normalized, create_user_if_absent.full_name,
             coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
     ON CONFLICT DO NOTHING
     RETURNING u.*;
@@ -239,6 +248,10 @@ DECLARE
 BEGIN
     IF changes ? 'email' THEN
         new_email := sp_users.normalize_email(changes->>'email');
+        IF sp_users.email_problem(new_email) IS NOT NULL THEN
+            PERFORM sp_users._fail('23514', format('invalid email address "%s": %s', new_email, sp_users.email_problem(new_email)),
+                                   NULL, 'users_email_check');
+        END IF;
     END IF;
     UPDATE sp_users.users u SET
         email          = CASE WHEN changes ? 'email' THEN new_email ELSE u.email END,
@@ -257,8 +270,8 @@ BEGIN
     RETURN result;
 EXCEPTION WHEN unique_violation THEN
     GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
-    RAISE EXCEPTION 'user already exists with email: %', new_email
-        USING ERRCODE = '23505', CONSTRAINT = constraint_name, SCHEMA = 'sp_users', TABLE = 'users';
+    PERFORM sp_users._fail('23505', 'user already exists with email: ' || new_email, NULL, constraint_name);
+    RETURN NULL; -- not reached: _fail raises
 END
 $$;
 COMMENT ON FUNCTION sp_users._update_user(uuid, jsonb) IS 'Internal: applies the given column changes to a non-deleted user (P0002 when missing, 23505 on a taken email).';

@@ -11,7 +11,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'role must not be NULL');
     END IF;
     RETURN sp_users.assign_roles(id, sp_users.get_roles(id) || role);
 END
@@ -26,12 +26,12 @@ DECLARE
     remaining sp_users.user_role[];
 BEGIN
     IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'role must not be NULL');
     END IF;
     remaining := array_remove(sp_users.get_roles(id), role);
     IF cardinality(remaining) = 0 THEN
-        RAISE EXCEPTION 'cannot revoke role %: it is the last role of user %', role, id
-            USING ERRCODE = '22023', HINT = 'Assign another role first; every user holds at least one role.';
+        PERFORM sp_users._fail('22023', format('cannot revoke role %s: it is the last role of user %s', role, id),
+                               'Assign another role first; every user holds at least one role.');
     END IF;
     RETURN sp_users.assign_roles(id, remaining);
 END

@@ -30,7 +30,7 @@ DECLARE
     result sp_users.banned_ips;
 BEGIN
     IF ip IS NULL THEN
-        RAISE EXCEPTION 'ip must not be NULL' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'ip must not be NULL');
     END IF;
     -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
     -- ban_count is exact and escalation reads the count it increments.

@@ -10,9 +10,13 @@ DECLARE
     result sp_users.users;
 BEGIN
     IF fingerprint IS NULL OR pg_catalog.btrim(fingerprint) OPERATOR(pg_catalog.=) '' THEN
-        RAISE EXCEPTION 'fingerprint must not be empty' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'fingerprint must not be empty');
     END IF;
     anon_email := sp_users.normalize_email(fingerprint) OPERATOR(pg_catalog.||) '@anonymous.local';
+    IF sp_users.email_problem(anon_email) IS NOT NULL THEN -- like create_user: 23514 naming the rule
+        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s" from the fingerprint: %s', anon_email,
+                                                          sp_users.email_problem(anon_email)), NULL, 'users_email_check');
+    END IF;
     FOR attempt IN 1..8 LOOP
         SELECT * INTO result FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) anon_email;
         IF FOUND THEN
@@ -32,7 +36,8 @@ BEGIN
         -- Either the fingerprint was created concurrently (found on the next pass) or the
         -- 8-hex name collided with another anonymous user (retried with a new id).
     END LOOP;
-    RAISE EXCEPTION 'could not create an anonymous user for fingerprint %', fingerprint USING ERRCODE = '40001';
+    PERFORM sp_users._fail('40001', 'could not create an anonymous user for fingerprint ' OPERATOR(pg_catalog.||) fingerprint);
+    RETURN NULL; -- not reached: _fail raises
 END
 $$;
 COMMENT ON FUNCTION sp_users.create_anonymous(text) IS

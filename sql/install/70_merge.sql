@@ -27,10 +27,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF tbl IS NULL OR col IS NULL THEN
-        RAISE EXCEPTION 'tbl and col must not be NULL' USING ERRCODE = '22023';
+        PERFORM sp_users._fail('22023', 'tbl and col must not be NULL');
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
-        RAISE EXCEPTION 'column % does not exist in table %', col, tbl USING ERRCODE = '42703';
+        PERFORM sp_users._fail('42703', format('column %s does not exist in table %s', col, tbl));
     END IF;
     INSERT INTO sp_users.user_references (tbl, col) VALUES (tbl, col) ON CONFLICT DO NOTHING;
 END

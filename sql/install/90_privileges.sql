@@ -54,6 +54,7 @@ SELECT sp_users._restrict_internals();
 -- Helpers any role may call (pure; they read no data).
 GRANT EXECUTE ON FUNCTION
     sp_users.normalize_email(text),
+    sp_users.email_problem(text),
     sp_users.normalize_ip(text),
     sp_users.session_is_active(timestamptz, timestamptz, timestamptz)
 TO sp_users_app, sp_users_readonly;
@@ -88,4 +89,17 @@ GRANT EXECUTE ON FUNCTION
     sp_users.is_banned(text), sp_users.get_ban(text),
     sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean),
     sp_users.create_anonymous(text)
+TO sp_users_app;
+
+-- Applications, self-service steps of a signed-in user: sign-up of an anonymous visitor, the
+-- user's own email, verification, names, roles, closing the account (update_status), and the
+-- aggregate statistics (no personal data). Which user is "own" is the application's decision:
+-- the database cannot tell; cross-user administration (merges of registered users, role
+-- changes, bulk deletes, unbans, listings of users) stays with sp_users_admin / sp_users_readonly.
+GRANT EXECUTE ON FUNCTION
+    sp_users.promote_anonymous(uuid, uuid), sp_users.update_email(uuid, text), sp_users.update_email_verified(uuid, boolean),
+    sp_users.update_display_name(uuid, text), sp_users.update_full_name(uuid, text),
+    sp_users.update_status(uuid, sp_users.user_status), sp_users.get_roles(uuid), sp_users.is_temporary_anonymous(uuid),
+    sp_users.get_activity(uuid), sp_users.get_stats(), sp_users.count_by_status(), sp_users.count_by_role(),
+    sp_users.count_with_breakdown()
 TO sp_users_app;

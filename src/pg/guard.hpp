@@ -61,6 +61,11 @@ inline void copy_text(char* dst, std::size_t cap, const char* src) noexcept {
 }
 } // namespace detail
 
+// sp_users' own errors say everything in their message: before raising one, drop the error
+// context callbacks (the internal PL/pgSQL and SQL frames that led here) so the client sees no
+// CONTEXT. Every PG_TRY (and the top level) restores error_context_stack when it catches.
+inline void drop_error_context() noexcept { error_context_stack = nullptr; }
+
 // Runs C++ code from PostgreSQL's side. Returns fn()'s value or raises the error as SQL ERROR.
 template <typename Fn>
 auto cpp_call(Fn&& fn) noexcept -> decltype(fn()) {
@@ -95,6 +100,7 @@ auto cpp_call(Fn&& fn) noexcept -> decltype(fn()) {
     // Out of every C++ scope: now it is safe to longjmp.
     if (pg_error) ReThrowError(pg_error);
     if (failed) {
+        drop_error_context();
         ereport(ERROR, (errcode(pending.sqlstate), errmsg("%s", pending.message),
                         pending.hint[0] ? errhint("%s", pending.hint) : 0));
     }

@@ -133,6 +133,7 @@ Datum return_rows(FunctionCallInfo fcinfo, HeapTuple row) {
 
 [[noreturn]] void user_not_found(FunctionCallInfo fcinfo) {
     const char* id = PG_ARGISNULL(0) ? "<NULL>" : DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(0)));
+    sp::pg::drop_error_context();
     ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("user not found: %s", id)));
     pg_unreachable();
 }

@@ -1,4 +1,5 @@
 // C++ helpers of the users domain that sit on every INSERT/UPDATE of sp_users.users.
+#include "core/email.hpp"
 #include "pg/pg_headers.hpp"
 
 extern "C" {
@@ -33,4 +34,16 @@ SP_FUNCTION(sp_users_roles_valid) {
         valid = true;
     });
     return BoolGetDatum(valid);
+}
+
+// sp_users.email_problem(email text) RETURNS text: NULL when the (stored-form) address is
+// acceptable, else the rule it breaks (core::email_problem). The CHECK on users.email uses it.
+SP_FUNCTION(sp_users_email_problem) {
+    text* arg = nullptr;
+    pg_call([&] { arg = PG_GETARG_TEXT_PP(0); });
+    const char* problem = sp::core::email_problem(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg));
+    if (problem == nullptr) PG_RETURN_NULL();
+    Datum result = 0;
+    pg_call([&] { result = CStringGetTextDatum(problem); });
+    return result;
 }

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The Node.js and Python examples run their request flow against the private cluster; the output
-# is compared line by line (twice: the second run shows the 23505 "email taken" branch).
+# is compared line by line (twice: the second run shows the 23505 "email taken" branch). They
+# connect as a login role that holds only sp_users_app.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DB=sp_users_clients
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 psql -X -q -d $DB -c "CREATE EXTENSION sp_users"
-export PGDATABASE=$DB
+# As an application connects: a login role holding only sp_users_app (no table privilege).
+psql -X -q -d $DB -c "DROP ROLE IF EXISTS sp_users_clients_app" -c "CREATE ROLE sp_users_clients_app LOGIN" \
+     -c "GRANT sp_users_app TO sp_users_clients_app"
+export PGDATABASE=$DB PGUSER=sp_users_clients_app
 
 expected() { # $1 = node|python, $2 = first|second
   local ip=$([ "$1" = node ] && echo 198.51.100.23 || echo 198.51.100.24)
@@ -41,5 +45,5 @@ check node second "$(node "$ROOT/examples/node/flow.js")"
 # Python: Debian's python3-psycopg2 (so Debian's interpreter).
 check python first "$(/usr/bin/python3 "$ROOT/examples/python/flow.py")"
 check python second "$(/usr/bin/python3 "$ROOT/examples/python/flow.py")"
-psql -X -q -d postgres -c "DROP DATABASE $DB"
+PGUSER=postgres psql -X -q -d postgres -c "DROP DATABASE $DB" -c "DROP ROLE sp_users_clients_app"
 echo "clients: 4 passed, 0 failed"

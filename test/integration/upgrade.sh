@@ -140,5 +140,24 @@ q $TAP -q -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION sp_users VERSION '$OL
 pg_prove -d $TAP test/pgtap/*.sql >/tmp/sp_users_upgrade_tap.out 2>&1 || { cat /tmp/sp_users_upgrade_tap.out; fail "pgTAP on an upgraded database"; }
 ok "pgTAP suite passes on a database upgraded from $OLD ($(grep -o 'Tests=[0-9]*' /tmp/sp_users_upgrade_tap.out))"
 
-psql -X -q -d postgres -c "DROP DATABASE $UP" -c "DROP DATABASE $FRESH" -c "DROP DATABASE $TAP"
+# 0.3.0's email rule on a 0.2.0 database that holds emails it now refuses: the rows are kept, the
+# upgrade warns, the constraint checks new and changed rows only until the rows are fixed.
+BAD=sp_users_upgraded_bad_emails
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $BAD" -c "CREATE DATABASE $BAD"
+q $BAD -q -c "CREATE EXTENSION sp_users VERSION '0.2.0'" >/dev/null
+q $BAD -q -c "SELECT count(*) FROM (SELECT sp_users.create_user('spaced', 'a b@example.com')) a" \
+          -c "SELECT count(*) FROM (SELECT sp_users.create_user('twice', 'x@y@z')) b" \
+          -c "SELECT count(*) FROM (SELECT sp_users.create_user('fine', 'fine@example.com')) c" >/dev/null
+warning=$(q $BAD -c "ALTER EXTENSION sp_users UPDATE" 2>&1)
+grep -q "2 users have an email that breaks the new rule" <<<"$warning" || fail "no warning about the 2 bad emails: $warning"
+[ "$(q $BAD -c "SELECT count(*) FROM sp_users.users")" = 3 ] || fail "the upgrade lost users"
+[ "$(q $BAD -c "SELECT convalidated FROM pg_constraint WHERE conname = 'users_email_check'")" = f ] || fail "constraint should be NOT VALID"
+q $BAD -c "SELECT sp_users.create_user('new', 'new@@example.com')" >/dev/null 2>&1 && fail "a new bad email was accepted"
+q $BAD -q -c "SELECT count(*) FROM (SELECT sp_users.update_email(id, 'spaced@example.com') FROM sp_users.users WHERE name = 'spaced') a" \
+          -c "SELECT count(*) FROM (SELECT sp_users.update_email(id, 'twice@example.com') FROM sp_users.users WHERE name = 'twice') b" \
+          -c "ALTER TABLE sp_users.users VALIDATE CONSTRAINT users_email_check" >/dev/null
+[ "$(q $BAD -c "SELECT convalidated FROM pg_constraint WHERE conname = 'users_email_check'")" = t ] || fail "VALIDATE after the fix failed"
+ok "0.2.0 rows breaking the 0.3.0 email rule are kept with a WARNING, new bad emails refused, VALIDATE once fixed"
+
+psql -X -q -d postgres -c "DROP DATABASE $UP" -c "DROP DATABASE $FRESH" -c "DROP DATABASE $TAP" -c "DROP DATABASE $BAD"
 echo "upgrade: $passed passed, 0 failed"

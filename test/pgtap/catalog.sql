@@ -20,9 +20,7 @@ SELECT set_eq($$SELECT p.oid::regprocedure::text FROM pg_proc p
                     'sp_users.search_users(text,integer)', 'sp_users.start_session(uuid,text,text,text,text,text,interval)',
                     'sp_users.touch_session(text)', 'sp_users.list_active_sessions(uuid)', 'sp_users.end_session(text)',
                     'sp_users.ban_ip(text,text,interval,text,text,text,text,text,boolean)', 'sp_users.list_active_bans(integer)',
-                    'sp_users.count_active_bans()', 'sp_users.create_anonymous(text)',
-                    'sp_users._page_limit(integer,text)', 'sp_users._page_offset(integer)', 'sp_users._user_not_found(anyelement)',
-                    'sp_users._positive_interval(interval,text)'],
+                    'sp_users.count_active_bans()', 'sp_users.create_anonymous(text)'],
               'every SQL/PL/pgSQL function pins search_path = pg_catalog, pg_temp, except the fully qualified request path');
 -- A procedure that COMMITs may carry neither SET nor SECURITY DEFINER: it must stay an invoker
 -- that only calls the (pinned, definer) helpers.

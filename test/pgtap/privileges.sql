@@ -12,6 +12,7 @@ GRANT sp_users_admin TO tap_admin;
 
 SELECT id AS uid FROM sp_users.create_user('pat', 'pat@example.com') \gset
 SELECT id AS other FROM sp_users.create_user('quinn', 'quinn@example.com') \gset
+SELECT id AS closing FROM sp_users.create_user('rita', 'rita@example.com') \gset
 SELECT sp_users.ban_ip('192.0.2.99', 'seed', '1 hour');
 
 CREATE FUNCTION pg_temp.as_role(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -40,11 +41,21 @@ SELECT is(pg_temp.as_role('tap_app', q), 'ok', 'app may: ' || q) FROM unnest(ARR
     $$SELECT sp_users.create_anonymous('app-fp')$$,
     $$SELECT sp_users.is_banned('192.0.2.99')$$,
     $$SELECT * FROM sp_users.get_ban('192.0.2.99')$$,
-    $$SELECT sp_users.ban_ip('198.51.100.5', 'abuse', '1 hour')$$]) AS q;
+    $$SELECT sp_users.ban_ip('198.51.100.5', 'abuse', '1 hour')$$,
+    -- self-service: sign-up of an anonymous visitor, own profile, closing the account
+    format($$SELECT sp_users.promote_anonymous((SELECT id FROM sp_users.create_anonymous('tap-visitor')), %L)$$, :'uid'),
+    format($$SELECT sp_users.update_email(%L, 'pat.new@example.com')$$, :'uid'),
+    format($$SELECT sp_users.update_email_verified(%L, true)$$, :'uid'),
+    format($$SELECT sp_users.update_display_name(%L, 'Pat')$$, :'uid'),
+    format($$SELECT sp_users.update_full_name(%L, 'Pat Doe')$$, :'uid'),
+    format($$SELECT sp_users.get_roles(%L)$$, :'uid'),
+    format($$SELECT sp_users.is_temporary_anonymous(%L)$$, :'uid'),
+    $$SELECT sp_users.email_problem('x@')$$,
+    $$SELECT * FROM sp_users.get_stats()$$,
+    format($$SELECT sp_users.update_status(%L, 'deleted')$$, :'closing')]) AS q;
 -- ... and nothing else: no merge, unban, bulk delete, role changes, direct table access.
 SELECT is(pg_temp.as_role('tap_app', q), '42501', 'app may not: ' || q) FROM unnest(ARRAY[
     format($$SELECT sp_users.merge_users(%L, %L)$$, :'uid', :'other'),
-    format($$SELECT sp_users.promote_anonymous(%L, %L)$$, :'uid', :'other'),
     $$SELECT sp_users.unban_ip('192.0.2.99')$$,
     format($$SELECT sp_users.bulk_delete(ARRAY[%L]::uuid[])$$, :'uid'),
     format($$SELECT sp_users.delete_user(%L)$$, :'uid'),
@@ -53,7 +64,7 @@ SELECT is(pg_temp.as_role('tap_app', q), '42501', 'app may not: ' || q) FROM unn
     $$SELECT * FROM sp_users.banned_ips$$,
     $$SELECT * FROM sp_users.users$$,
     $$DELETE FROM sp_users.user_sessions$$,
-    $$SELECT * FROM sp_users.get_stats()$$,
+    $$SELECT * FROM sp_users.list_users()$$,
     $$SELECT sp_users.cleanup_expired_bans()$$,
     $$SELECT sp_users.schedule_anonymous_cleanup()$$,
     $$CALL sp_users.run_anonymous_cleanup()$$]) AS q;
