@@ -7,30 +7,29 @@ RETURNS sp_users.user_sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
 DECLARE
-    owner_roles sp_users.user_role[];
     result sp_users.user_sessions;
 BEGIN
-    IF start_session.user_id IS NOT NULL THEN
-        -- FOR KEY SHARE: a concurrent delete of this user waits for us (or we for it), so a
-        -- session never ends up pointing at a user that is gone.
-        SELECT u.roles INTO owner_roles FROM sp_users.users u
-         WHERE u.id OPERATOR(pg_catalog.=) start_session.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted'
-         FOR KEY SHARE;
-        IF NOT FOUND THEN
-            PERFORM sp_users._user_not_found(start_session.user_id);
-        END IF;
-    END IF;
+    -- One statement, as an application would write it. FOR KEY SHARE: a concurrent delete of the
+    -- user waits for us (or we for it), so a session never points at a user that is gone.
     INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,
                                         user_type, expires_at)
-    VALUES (coalesce(start_session.session_id,
-                     'sess_' OPERATOR(pg_catalog.||) pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),
-            start_session.user_id,
-            sp_users.normalize_ip(start_session.ip_address),
-            start_session.user_agent, start_session.device_type, start_session.fingerprint_hash,
-            CASE WHEN owner_roles IS NULL OR owner_roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]
-                 THEN 'anon' ELSE 'registered' END,
-            pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(start_session.expires_in, 'expires_in'))
+    SELECT coalesce(start_session.session_id,
+                    'sess_' OPERATOR(pg_catalog.||) pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),
+           start_session.user_id,
+           sp_users.normalize_ip(start_session.ip_address),
+           start_session.user_agent, start_session.device_type, start_session.fingerprint_hash,
+           CASE WHEN o.roles IS NULL OR o.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]
+                THEN 'anon' ELSE 'registered' END,
+           pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(start_session.expires_in, 'expires_in')
+      FROM (VALUES (1)) AS one (x)
+      LEFT JOIN LATERAL (SELECT u.roles FROM sp_users.users u
+                          WHERE u.id OPERATOR(pg_catalog.=) start_session.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted'
+                          FOR KEY SHARE) AS o ON true
+     WHERE start_session.user_id IS NULL OR o.roles IS NOT NULL
     RETURNING * INTO result;
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(start_session.user_id);
+    END IF;
     RETURN result;
 END
 $$;
@@ -75,20 +74,8 @@ $$;
 COMMENT ON FUNCTION sp_users.list_sessions(uuid) IS 'Every session of a user (active or not), most recent activity first; P0002 when the user does not exist.';
 
 CREATE FUNCTION sp_users.list_active_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-AS $$
-BEGIN
-    PERFORM 1 FROM sp_users.users u
-      WHERE u.id OPERATOR(pg_catalog.=) list_active_sessions.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
-    IF NOT FOUND THEN
-        PERFORM sp_users._user_not_found(list_active_sessions.user_id);
-    END IF;
-    RETURN QUERY SELECT * FROM sp_users.user_sessions s
-                  WHERE s.user_id OPERATOR(pg_catalog.=) list_active_sessions.user_id
-                    AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)
-                  ORDER BY s.last_activity_at DESC, s.session_id;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_list_active_sessions'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 5;
 COMMENT ON FUNCTION sp_users.list_active_sessions(uuid) IS 'The active sessions (not ended, not revoked, not expired) of a user, most recent activity first; P0002 when the user does not exist.';
 
 CREATE FUNCTION sp_users.list_recent_sessions(user_id uuid, lim integer DEFAULT 20) RETURNS SETOF sp_users.user_sessions

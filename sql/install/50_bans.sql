@@ -96,15 +96,8 @@ $$;
 COMMENT ON FUNCTION sp_users.cleanup_expired_bans() IS 'Deletes bans whose expiry has passed (never permanent ones); returns how many. Expired bans already stop applying without it: this only reclaims space (and forgets ban counts).';
 
 CREATE FUNCTION sp_users.list_active_bans(lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-AS $$
-BEGIN
-    RETURN QUERY SELECT * FROM sp_users.banned_ips b
-                  WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
-                  ORDER BY b.banned_at DESC, b.ip_address
-                  LIMIT sp_users._page_limit(lim);
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_list_active_bans'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
 COMMENT ON FUNCTION sp_users.list_active_bans(integer) IS 'Active bans, most recently (re)banned first; lim capped at 100.';
 
 CREATE FUNCTION sp_users.list_bans_by_source(source text, lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips

@@ -145,6 +145,106 @@ Datum user_column(HeapTuple row, const char* table, const char* name, bool* isnu
     return d;
 }
 
+
+// Rows in index order, ties on the index's order column broken by another column, as
+// "ORDER BY <index column>, <tie column> LIMIT n" would return them. Scans `index` (with an
+// equality key on its first column when `key` is given), keeps the visible rows `keep` accepts,
+// sorts each run of equal `order_att` values by `tie_att` with `tie_cmp`, and puts the first
+// `limit` rows into the result set. The executor's incremental sort does the same work.
+struct TieSort {
+    const char* column;
+    RegProcedure cmp;
+    Oid collation;
+    int att = 0; // resolved from `column`
+};
+
+struct TieContext {
+    TieSort tie;
+    TupleDesc desc;
+};
+
+int compare_tie_rows(const void* a, const void* b, void* arg) {
+    const auto* c = static_cast<const TieContext*>(arg);
+    HeapTuple x = *static_cast<HeapTuple const*>(a), y = *static_cast<HeapTuple const*>(b);
+    bool xn, yn;
+    Datum xd = heap_getattr(x, c->tie.att, c->desc, &xn), yd = heap_getattr(y, c->tie.att, c->desc, &yn);
+    if (xn || yn) return xn == yn ? 0 : (xn ? 1 : -1); // NULLS LAST, as ORDER BY ... ASC
+    return DatumGetInt32(OidFunctionCall2Coll(c->tie.cmp, c->tie.collation, xd, yd));
+}
+
+template <typename Keep>
+void ordered_rows(FunctionCallInfo fcinfo, const char* table, const char* index, const Datum* key, Oid key_op,
+                  RegProcedure key_proc, const char* order_column, RegProcedure order_eq, TieSort tie, int64 limit, Keep keep) {
+    InitMaterializedSRF(fcinfo, 0);
+    auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    if (limit <= 0) return;
+    Relation heap = table_open(sp_relation(table), AccessShareLock);
+    Relation idx = index_open(sp_relation(index), AccessShareLock);
+    const int order_att = column(heap, order_column);
+    tie.att = column(heap, tie.column);
+    ScanKeyData skey;
+    int nkeys = 0;
+    if (key) {
+        const StrategyNumber strategy = StrategyNumber(get_op_opfamily_strategy(key_op, idx->rd_opfamily[0]));
+        ScanKeyEntryInitialize(&skey, 0, 1, strategy, InvalidOid, idx->rd_indcollation[0], key_proc, *key);
+        nkeys = 1;
+    }
+    IndexScanDesc scan = index_beginscan(heap, idx, query_snapshot(), nkeys, 0);
+    index_rescan(scan, nkeys ? &skey : nullptr, nkeys, nullptr, 0);
+    TupleTableSlot* slot = table_slot_create(heap, nullptr);
+    TieContext ctx{tie, RelationGetDescr(heap)};
+    int capacity = 16, count = 0;
+    HeapTuple* group = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * capacity));
+    Datum group_value = 0;
+    int64 emitted = 0;
+    auto flush = [&] {
+        if (count > 1) qsort_arg(group, std::size_t(count), sizeof(HeapTuple), compare_tie_rows, &ctx);
+        for (int i = 0; i < count && emitted < limit; ++i, ++emitted) tuplestore_puttuple(rsinfo->setResult, group[i]);
+        for (int i = 0; i < count; ++i) heap_freetuple(group[i]);
+        count = 0;
+    };
+    while (emitted < limit && index_getnext_slot(scan, ForwardScanDirection, slot)) {
+        CHECK_FOR_INTERRUPTS();
+        if (!keep(heap, slot)) continue;
+        bool isnull;
+        Datum value = slot_getattr(slot, order_att, &isnull);
+        if (count > 0 && (isnull || !DatumGetBool(OidFunctionCall2(order_eq, group_value, value)))) flush();
+        if (emitted >= limit) break;
+        if (count == capacity) {
+            capacity *= 2;
+            group = static_cast<HeapTuple*>(repalloc(group, sizeof(HeapTuple) * capacity));
+        }
+        group[count++] = ExecCopySlotHeapTuple(slot);
+        group_value = heap_getattr(group[count - 1], order_att, ctx.desc, &isnull);
+    }
+    flush();
+    pfree(group);
+    ExecDropSingleTupleTableSlot(slot);
+    index_endscan(scan);
+    index_close(idx, NoLock);
+    table_close(heap, NoLock);
+}
+
+// The limit of a listing: NULL or negative raises 22023 (as _page_limit), at most 100.
+int64 page_limit(FunctionCallInfo fcinfo, int arg) {
+    if (PG_ARGISNULL(arg)) {
+        sp::pg::drop_error_context();
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lim must not be NULL")));
+    }
+    int32 lim = PG_GETARG_INT32(arg);
+    if (lim < 0) {
+        sp::pg::drop_error_context();
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lim must not be negative (got %d)", lim)));
+    }
+    return lim < 100 ? lim : 100;
+}
+
+bool session_active(Relation rel, TupleTableSlot* slot, TimestampTz now) {
+    if (!attr_is_null(slot, column(rel, "ended_at")) || !attr_is_null(slot, column(rel, "revoked_at"))) return false;
+    bool isnull;
+    Datum exp = slot_getattr(slot, column(rel, "expires_at"), &isnull);
+    return isnull || DatumGetTimestampTz(exp) > now;
+}
 } // namespace
 
 // Each function below does all its work on the PostgreSQL side (inside pg_call): no C++ object
@@ -277,4 +377,34 @@ SP_FUNCTION(sp_users_get_ban) {
         result = return_rows(fcinfo, row);
     });
     return result;
+}
+
+// sp_users.list_active_bans(lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips: active
+// bans, most recently (re)banned first (ties by address), lim capped at 100.
+SP_FUNCTION(sp_users_list_active_bans) {
+    pg_call([&] {
+        const int64 limit = page_limit(fcinfo, 0);
+        const TimestampTz now = GetCurrentTransactionStartTimestamp();
+        ordered_rows(fcinfo, "banned_ips", "banned_ips_banned_at_idx", nullptr, InvalidOid, InvalidOid, "banned_at",
+                     F_TIMESTAMPTZ_EQ, TieSort{"ip_address", F_NETWORK_CMP, InvalidOid}, limit, [&](Relation rel, TupleTableSlot* slot) {
+                         bool isnull;
+                         Datum exp = slot_getattr(slot, column(rel, "expires_at"), &isnull);
+                         return isnull || DatumGetTimestampTz(exp) > now;
+                     });
+    });
+    return Datum(0);
+}
+
+// sp_users.list_active_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions: the user's
+// active sessions, most recent activity first (ties by session id); P0002 without such a user.
+SP_FUNCTION(sp_users_list_active_sessions) {
+    pg_call([&] {
+        if (PG_ARGISNULL(0) || live_user_by_id(PG_GETARG_DATUM(0)) == nullptr) user_not_found(fcinfo);
+        const TimestampTz now = GetCurrentTransactionStartTimestamp();
+        Datum user_id = PG_GETARG_DATUM(0);
+        ordered_rows(fcinfo, "user_sessions", "user_sessions_user_idx", &user_id, kUuidEqualOperator, F_UUID_EQ,
+                     "last_activity_at", F_TIMESTAMPTZ_EQ, TieSort{"session_id", F_BTTEXTCMP, DEFAULT_COLLATION_OID}, PG_INT64_MAX,
+                     [&](Relation rel, TupleTableSlot* slot) { return session_active(rel, slot, now); });
+    });
+    return Datum(0);
 }

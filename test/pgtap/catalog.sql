@@ -18,8 +18,8 @@ SELECT set_eq($$SELECT p.oid::regprocedure::text FROM pg_proc p
               ARRAY['sp_users.create_user(text,text,text,text)', 'sp_users.create_user_if_absent(text,text,text,text)',
                     'sp_users.find_with_sessions(uuid)', 'sp_users.get_activity(uuid)', 'sp_users.list_users(integer,integer)',
                     'sp_users.search_users(text,integer)', 'sp_users.start_session(uuid,text,text,text,text,text,interval)',
-                    'sp_users.touch_session(text)', 'sp_users.list_active_sessions(uuid)', 'sp_users.end_session(text)',
-                    'sp_users.ban_ip(text,text,interval,text,text,text,text,text,boolean)', 'sp_users.list_active_bans(integer)',
+                    'sp_users.touch_session(text)', 'sp_users.end_session(text)',
+                    'sp_users.ban_ip(text,text,interval,text,text,text,text,text,boolean)',
                     'sp_users.count_active_bans()', 'sp_users.create_anonymous(text)'],
               'every SQL/PL/pgSQL function pins search_path = pg_catalog, pg_temp, except the fully qualified request path');
 -- A procedure that COMMITs may carry neither SET nor SECURITY DEFINER: it must stay an invoker
