@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "pg/address_pg.hpp"
+#include "pg/lookup.hpp"
 #include "pg/pg_headers.hpp"
 
 extern "C" {
@@ -35,31 +36,97 @@ namespace {
 
 constexpr Oid kUuidEqualOperator = 2972; // uuid = uuid (pg_operator.dat names no macro for it)
 
-Oid sp_relation(const char* name) {
-    Oid nsp = get_namespace_oid("sp_users", true);
-    Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
-    if (!OidIsValid(rel))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.%s does not exist", name),
-                        errhint("Run CREATE EXTENSION sp_users in this database.")));
-    return rel;
+// Per-backend memo of what the readers look up by name (relation oids, enum value oids, column
+// numbers): a request then costs no catalog lookup. Any relcache invalidation of a memoised
+// relation (DROP/CREATE EXTENSION, ALTER TABLE, REINDEX, ...) or a global one empties it; a
+// relation dropped by another session while we still held its old oid is caught at open time.
+struct Memo {
+    struct Entry {
+        char key[NAMEDATALEN * 2];
+        Oid value;
+    };
+    static constexpr int kSize = 48;
+    Entry entries[kSize];
+    int count = 0;
+    Oid relations[kSize]; // the relation oids among the values, for the callback
+    int relation_count = 0;
+};
+Memo& memo() noexcept {
+    static Memo m;
+    return m;
 }
-
-Oid status_value(const char* label) {
-    Oid nsp = get_namespace_oid("sp_users", false);
-    Oid type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("user_status"), ObjectIdGetDatum(nsp));
-    Oid value = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid, ObjectIdGetDatum(type), CStringGetDatum(label));
-    if (!OidIsValid(value)) elog(ERROR, "sp_users.user_status has no value %s", label);
+void forget_all() noexcept {
+    memo().count = 0;
+    memo().relation_count = 0;
+}
+void on_relcache_invalidation(Datum, Oid relid) {
+    const Memo& m = memo();
+    if (relid == InvalidOid) return forget_all();
+    for (int i = 0; i < m.relation_count; ++i)
+        if (m.relations[i] == relid) return forget_all();
+}
+template <typename Resolve>
+Oid memoised(const char* key, bool is_relation, Resolve resolve) {
+    Memo& m = memo();
+    for (int i = 0; i < m.count; ++i)
+        if (std::strcmp(m.entries[i].key, key) == 0) return m.entries[i].value;
+    Oid value = resolve();
+    if (m.count < Memo::kSize && std::strlen(key) < sizeof m.entries[0].key) {
+        std::strcpy(m.entries[m.count].key, key);
+        m.entries[m.count++].value = value;
+        if (is_relation) m.relations[m.relation_count++] = value;
+    }
     return value;
 }
 
-int column(Relation rel, const char* name) {
-    TupleDesc desc = RelationGetDescr(rel);
-    for (int i = 0; i < desc->natts; ++i) {
-        Form_pg_attribute att = TupleDescAttr(desc, i);
-        if (!att->attisdropped && std::strcmp(NameStr(att->attname), name) == 0) return i + 1;
+Oid sp_relation(const char* name) {
+    return memoised(name, true, [&] {
+        Oid nsp = get_namespace_oid("sp_users", true);
+        Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+        if (!OidIsValid(rel))
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.%s does not exist", name),
+                            errhint("Run CREATE EXTENSION sp_users in this database.")));
+        return rel;
+    });
+}
+
+// Opens an sp_users table by name; a memoised oid whose relation another session dropped is
+// looked up again (opening takes the lock, which processes the pending invalidations).
+Relation open_sp_table(const char* name) {
+    Relation rel = try_table_open(sp_relation(name), AccessShareLock);
+    if (rel == nullptr) {
+        forget_all();
+        rel = table_open(sp_relation(name), AccessShareLock);
     }
-    elog(ERROR, "%s has no column %s", RelationGetRelationName(rel), name);
-    return 0;
+    return rel;
+}
+
+Oid enum_value(const char* type_name, const char* label) {
+    char key[NAMEDATALEN * 2];
+    snprintf(key, sizeof key, "%s=%s", type_name, label);
+    return memoised(key, false, [&] {
+        Oid nsp = get_namespace_oid("sp_users", false);
+        Oid type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum(type_name), ObjectIdGetDatum(nsp));
+        Oid value = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid, ObjectIdGetDatum(type), CStringGetDatum(label));
+        if (!OidIsValid(value)) elog(ERROR, "sp_users.%s has no value %s", type_name, label);
+        return value;
+    });
+}
+
+Oid status_value(const char* label) { return enum_value("user_status", label); }
+
+int column(Relation rel, const char* name) {
+    char key[NAMEDATALEN * 2];
+    snprintf(key, sizeof key, "%s.%s", RelationGetRelationName(rel), name);
+    return int(memoised(key, false, [&] {
+        TupleDesc desc = RelationGetDescr(rel);
+        for (int i = 0; i < desc->natts; ++i) {
+            Form_pg_attribute att = TupleDescAttr(desc, i);
+            if (!att->attisdropped && std::strcmp(NameStr(att->attname), name) == 0) return Oid(i + 1);
+        }
+        elog(ERROR, "%s has no column %s", RelationGetRelationName(rel), name);
+        return InvalidOid;
+    }));
 }
 
 Snapshot query_snapshot() { return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(); }
@@ -68,7 +135,7 @@ Snapshot query_snapshot() { return ActiveSnapshotSet() ? GetActiveSnapshot() : G
 // row `rank` scores highest (rank < 0: not wanted; with first_only the first wanted row), or null.
 template <typename Rank>
 HeapTuple probe(const char* table, const char* index, Oid op, RegProcedure proc, Datum key, bool first_only, Rank rank) {
-    Relation heap = table_open(sp_relation(table), AccessShareLock);
+    Relation heap = open_sp_table(table);
     Relation idx = index_open(sp_relation(index), AccessShareLock);
     const StrategyNumber strategy = StrategyNumber(get_op_opfamily_strategy(op, idx->rd_opfamily[0]));
     if (strategy == InvalidStrategy) elog(ERROR, "operator %u is not in the operator family of %s", op, index);
@@ -139,7 +206,7 @@ Datum return_rows(FunctionCallInfo fcinfo, HeapTuple row) {
 }
 
 Datum user_column(HeapTuple row, const char* table, const char* name, bool* isnull) {
-    Relation rel = table_open(sp_relation(table), AccessShareLock);
+    Relation rel = open_sp_table(table);
     Datum d = heap_getattr(row, column(rel, name), RelationGetDescr(rel), isnull);
     table_close(rel, NoLock);
     return d;
@@ -178,7 +245,7 @@ void ordered_rows(FunctionCallInfo fcinfo, const char* table, const char* index,
     InitMaterializedSRF(fcinfo, 0);
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     if (limit <= 0) return;
-    Relation heap = table_open(sp_relation(table), AccessShareLock);
+    Relation heap = open_sp_table(table);
     Relation idx = index_open(sp_relation(index), AccessShareLock);
     const int order_att = column(heap, order_column);
     tie.att = column(heap, tie.column);
@@ -246,6 +313,10 @@ bool session_active(Relation rel, TupleTableSlot* slot, TimestampTz now) {
     return isnull || DatumGetTimestampTz(exp) > now;
 }
 } // namespace
+
+namespace sp::pg::lookup {
+void register_callbacks() noexcept { CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr)); }
+} // namespace sp::pg::lookup
 
 // Each function below does all its work on the PostgreSQL side (inside pg_call): no C++ object
 // lives across a call that may raise.
@@ -323,9 +394,7 @@ SP_FUNCTION(sp_users_is_temporary_anonymous) {
         if (!row) user_not_found(fcinfo);
         bool isnull;
         ArrayType* roles = DatumGetArrayTypeP(user_column(row, "users", "roles", &isnull));
-        Oid nsp = get_namespace_oid("sp_users", false);
-        Oid role_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("user_role"), ObjectIdGetDatum(nsp));
-        Oid anon = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid, ObjectIdGetDatum(role_type), CStringGetDatum("anonymous"));
+        const Oid anon = enum_value("user_role", "anonymous");
         Datum* elems;
         bool* nulls;
         int n;
