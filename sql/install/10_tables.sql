@@ -132,7 +132,12 @@ CREATE TRIGGER users_revoke_sessions_on_delete AFTER UPDATE OF status ON sp_user
     FOR EACH ROW WHEN (NEW.status = 'deleted' AND OLD.status IS DISTINCT FROM 'deleted')
     EXECUTE FUNCTION sp_users._revoke_sessions_of_deleted();
 
--- Every change to banned_ips (functions, plain DML, TRUNCATE) invalidates the ban caches.
+-- Every change to banned_ips (functions, plain DML, TRUNCATE) invalidates the ban caches, through
+-- the relcache entry of this sequence: a relation no plan references, so a ban does not
+-- invalidate every cached plan over banned_ips in every backend. It is never used as a sequence.
+CREATE SEQUENCE sp_users.ban_set_signal;
+COMMENT ON SEQUENCE sp_users.ban_set_signal IS 'Not a counter: the relation whose relcache invalidation tells every backend (and standby) that sp_users.banned_ips changed, so their ban sets follow. Never read or advanced.';
+
 CREATE FUNCTION sp_users._ban_set_invalidate() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_ban_set_invalidate'
 LANGUAGE C;

@@ -1,7 +1,9 @@
 // The ban set cache. Exactness argument (see docs/ban-cache.md):
 //  * every change to sp_users.banned_ips fires a statement trigger that queues a relcache
-//    invalidation for the table; PostgreSQL delivers it to every backend at commit (to none on
-//    abort), to the changing backend at its next command, and replays it on hot standbys;
+//    invalidation for the sequence sp_users.ban_set_signal (a relation no plan references, so
+//    plans over banned_ips stay valid; with a 0.1.0/0.2.0 schema, for the table itself);
+//    PostgreSQL delivers it to every backend at commit (to none on abort), to the changing
+//    backend at its next command, and replays it on hot standbys;
 //  * each lookup first drains pending invalidations (a lock-free flag check when none are queued);
 //  * the set is rebuilt from the newest snapshot (read committed) or from the transaction snapshot
 //    (repeatable read / serializable, and then only trusted inside that transaction), so it shows
@@ -45,6 +47,7 @@ enum class Scope { Latest, Transaction, ActiveSnapshot };
 struct State {
     sp::core::BanSet set;
     Oid table_oid = InvalidOid;
+    Oid signal_oid = InvalidOid;           // sp_users.ban_set_signal, when the schema has it
     bool valid = false;
     Scope scope = Scope::Latest;
     SnapshotKey built_snapshot;
@@ -65,9 +68,10 @@ State& state() noexcept {
 
 void on_relcache_invalidation(Datum, Oid relid) {
     State& s = state();
-    if (relid == InvalidOid || relid == s.table_oid) {
+    if (relid == InvalidOid || relid == s.table_oid || (OidIsValid(s.signal_oid) && relid == s.signal_oid)) {
         s.valid = false;
         s.table_oid = InvalidOid; // the table may have been dropped; look it up again
+        s.signal_oid = InvalidOid;
         ++s.invalidations;
     }
 }
@@ -87,6 +91,7 @@ Oid resolve_table(State& s, Oid* owner) {
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.banned_ips does not exist"),
                         errhint("Run CREATE EXTENSION sp_users in this database.")));
     s.table_oid = rel;
+    s.signal_oid = get_relname_relid("ban_set_signal", nsp);
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
     *owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;

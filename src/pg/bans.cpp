@@ -54,13 +54,21 @@ SP_FUNCTION(sp_users_escalated_duration) {
 }
 
 // Statement-level trigger on sp_users.banned_ips: every committed change reaches every backend's
-// ban set (and every standby's) through PostgreSQL's transactional invalidation.
+// ban set (and every standby's) through PostgreSQL's transactional invalidation, carried by the
+// relcache entry of sp_users.ban_set_signal.
 SP_FUNCTION(sp_users_ban_set_invalidate) {
     pg_call([&] {
         static const sp::pg::TriggerShape shape{"sp_users._ban_set_invalidate()", "banned_ips", true, true,
                                                  sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete | sp::pg::kEvTruncate,
                                                  false};
-        CacheInvalidateRelcache(sp::pg::checked_trigger(fcinfo, shape)->tg_relation);
+        Relation rel = sp::pg::checked_trigger(fcinfo, shape)->tg_relation;
+        // The signal relation, so that no plan over banned_ips is invalidated by a ban; a schema
+        // older than 0.3.0 has none, and then the table itself carries the signal.
+        Oid signal = get_relname_relid("ban_set_signal", RelationGetNamespace(rel));
+        if (OidIsValid(signal))
+            CacheInvalidateRelcacheByRelid(signal);
+        else
+            CacheInvalidateRelcache(rel);
     });
     return PointerGetDatum(nullptr);
 }
