@@ -658,3 +658,11 @@ GRANT EXECUTE ON FUNCTION
     sp_users.get_activity(uuid), sp_users.get_stats(), sp_users.count_by_status(), sp_users.count_by_role(),
     sp_users.count_with_breakdown()
 TO sp_users_app;
+
+-- Ban-set invalidations travel through this relation's relcache entry, not the table's, so a ban
+-- no longer invalidates every cached plan over banned_ips (the library falls back to the table
+-- for schemas without it).
+CREATE SEQUENCE sp_users.ban_set_signal;
+COMMENT ON SEQUENCE sp_users.ban_set_signal IS 'Not a counter: the relation whose relcache invalidation tells every backend (and standby) that sp_users.banned_ips changed, so their ban sets follow. Never read or advanced.';
+REVOKE ALL ON SEQUENCE sp_users.ban_set_signal FROM PUBLIC;
+GRANT ALL ON SEQUENCE sp_users.ban_set_signal TO sp_users_admin;
