@@ -221,6 +221,13 @@ BEGIN
                   HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name = ''' || current_database()
                          || ''' in postgresql.conf, restart the server, then run CREATE EXTENSION pg_cron in that database.';
     END IF;
+    -- cron.database_name set, pg_cron not loaded: the setting is an inert placeholder, pg_cron runs nowhere.
+    IF NOT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'cron.database_name') THEN
+        RAISE EXCEPTION 'pg_cron is not available in this server'
+            USING ERRCODE = '0A000',
+                  DETAIL = format('cron.database_name is set to "%s", but pg_cron is not in shared_preload_libraries, so it does not run at all.', cron_db),
+                  HINT = format('Add pg_cron to shared_preload_libraries in postgresql.conf, restart the server, then run CREATE EXTENSION pg_cron in database "%s".', cron_db);
+    END IF;
     IF cron_db <> current_database() THEN
         RAISE EXCEPTION 'pg_cron runs in database "%", not in "%"', cron_db, current_database()
             USING ERRCODE = '55000',
@@ -230,7 +237,7 @@ BEGIN
         USING ERRCODE = '0A000', HINT = 'Run CREATE EXTENSION pg_cron in this database.';
 END
 $$;
-COMMENT ON FUNCTION sp_users._require_cron(text) IS 'Internal: raises a clear error (with a HINT) unless pg_cron can schedule jobs from this database; where pg_cron lives in another database the HINT is the given call to run there.';
+COMMENT ON FUNCTION sp_users._require_cron(text) IS 'Internal: raises a clear error (with a HINT) unless pg_cron can schedule jobs from this database: 0A000 when pg_cron is not loaded (also when cron.database_name is set without it) or not created here; 55000 where pg_cron lives in another database, the HINT being the given call to run there.';
 
 CREATE FUNCTION sp_users.schedule_anonymous_cleanup(schedule text DEFAULT '0 * * * *', retention_days integer DEFAULT 30,
                                                     enforce boolean DEFAULT true)
@@ -240,6 +247,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     job_id bigint;
+    job_host text;
+    p record;
 BEGIN
     PERFORM sp_users._retention(retention_days);
     IF schedule IS NULL OR enforce IS NULL THEN
@@ -250,11 +259,18 @@ BEGIN
     -- cron.schedule with a job name updates that job in place when it exists.
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
       USING 'sp_users_cleanup_anonymous', schedule, sp_users._cron_command(retention_days, enforce);
+    -- Scheduled is not yet runnable: say so now when pg_cron's way of running it cannot work.
+    EXECUTE 'SELECT j.nodename FROM cron.job j WHERE j.jobid = $1' INTO job_host USING job_id;
+    SELECT * INTO p FROM sp_users._cron_run_problem(current_user, job_host);
+    IF p.problem IS NOT NULL THEN
+        RAISE WARNING 'the clean-up is scheduled (pg_cron job %), but its runs will fail: %', job_id, p.problem
+            USING HINT = coalesce(p.hint || ' ', '') || 'SELECT * FROM sp_users.cleanup_status() shows the runs.';
+    END IF;
     RETURN job_id;
 END
 $$;
 COMMENT ON FUNCTION sp_users.schedule_anonymous_cleanup(text, integer, boolean) IS
-'Schedules (or updates in place) the pg_cron job sp_users_cleanup_anonymous, which runs CALL sp_users.run_anonymous_cleanup(retention_days, enforce) on the cron schedule (default hourly). Returns the pg_cron job id. Without pg_cron: 0A000 with a HINT on enabling it; where pg_cron lives in another database: 55000 whose HINT is the exact cron.schedule_in_database(...) call to run there.';
+'Schedules (or updates in place) the pg_cron job sp_users_cleanup_anonymous, which runs CALL sp_users.run_anonymous_cleanup(retention_days, enforce) on the cron schedule (default hourly). Returns the pg_cron job id, with a WARNING when its runs cannot start the way pg_cron is configured (e.g. cron.use_background_workers off and pg_hba.conf asking for a password over TCP). Without pg_cron: 0A000 with a HINT on enabling it; where pg_cron lives in another database: 55000 whose HINT is the exact cron.schedule_in_database(...) call to run there. sp_users.cleanup_status() shows the schedule and its runs.';
 
 CREATE FUNCTION sp_users.unschedule_anonymous_cleanup() RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

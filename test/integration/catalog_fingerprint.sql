@@ -68,6 +68,12 @@ WITH ext AS (
            || ' comment=' || coalesce(pg_catalog.obj_description(ty.oid, 'pg_type'), '<none>')
       FROM pg_catalog.pg_type ty, member m
      WHERE m.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND m.objid = ty.oid
+    UNION ALL -- event triggers: event, tags, function, enabled
+    SELECT 'event trigger ' || et.evtname || ' on ' || et.evtevent || ' tags=' || coalesce(et.evttags::text, '')
+           || ' function=' || et.evtfoid::pg_catalog.regprocedure::text || ' enabled=' || et.evtenabled::text
+           || ' owner=' || et.evtowner::pg_catalog.regrole::text
+      FROM pg_catalog.pg_event_trigger et, member m
+     WHERE m.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass AND m.objid = et.oid
     UNION ALL -- the schema
     SELECT 'schema ' || n.nspname || ' acl=' || coalesce(n.nspacl::text, 'default')
            || ' comment=' || coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '<none>')
