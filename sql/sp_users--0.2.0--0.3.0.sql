@@ -27,29 +27,39 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.email_problem(text) IS
 'NULL when an email address (in its stored form: see normalize_email) is acceptable, else the rule it breaks: exactly one @, something before and after it, no white space or control character, at most 320 characters. user@localhost is accepted. The CHECK users_email_check on sp_users.users applies it.';
 
+CREATE FUNCTION sp_users._checked_email(email text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_checked_email'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._checked_email(text) IS
+'Internal: the stored form (normalize_email) of an address that passes email_problem; otherwise 23514 naming the rule, with constraint users_email_check and no internal context.';
+
+CREATE FUNCTION sp_users._checked_name(name text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_checked_name'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._checked_name(text) IS
+'Internal: the name as given when users_name_check accepts it (not empty, at most 255 characters); otherwise 23514 saying which, with constraint users_name_check, no row in DETAIL and no internal context.';
+
 CREATE OR REPLACE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
 DECLARE
     result sp_users.users;
-    normalized pg_catalog.text := sp_users.normalize_email(create_user.email);
-    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
-    IF problem IS NOT NULL THEN
-        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
-    END IF;
     -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
     -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
+    -- The C checks raise the users_*_check violations with the rule named (and cost one call each).
     INSERT INTO sp_users.users (name, email, full_name, display_name)
-    VALUES (create_user.name, normalized, create_user.full_name, coalesce(create_user.display_name, create_user.full_name))
+    VALUES (sp_users._checked_name(create_user.name), sp_users._checked_email(create_user.email), create_user.full_name,
+            coalesce(create_user.display_name, create_user.full_name))
     ON CONFLICT DO NOTHING
     RETURNING * INTO result;
     IF FOUND THEN
         RETURN result;
     END IF;
-    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) normalized) THEN
-        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) normalized, NULL, 'users_email_key');
+    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) sp_users.normalize_email(create_user.email)) THEN
+        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) sp_users.normalize_email(create_user.email),
+                               NULL, 'users_email_key');
     END IF;
     PERFORM sp_users._fail('23505', 'user already exists with name: ' OPERATOR(pg_catalog.||) create_user.name, NULL, 'users_name_key');
     RETURN NULL; -- not reached: _fail raises
@@ -62,17 +72,11 @@ CREATE OR REPLACE FUNCTION sp_users.create_user_if_absent(name text, email text,
 RETURNS SETOF sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
-DECLARE
-    normalized pg_catalog.text := sp_users.normalize_email(create_user_if_absent.email);
-    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
-    IF problem IS NOT NULL THEN
-        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
-    END IF;
     RETURN QUERY
     INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
-    VALUES (create_user_if_absent.name, normalized, create_user_if_absent.full_name,
-            coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
+    VALUES (sp_users._checked_name(create_user_if_absent.name), sp_users._checked_email(create_user_if_absent.email),
+            create_user_if_absent.full_name, coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
     ON CONFLICT DO NOTHING
     RETURNING u.*;
 END
@@ -211,15 +215,8 @@ COMMENT ON FUNCTION sp_users.start_session(uuid, text, text, text, text, text, i
 'Starts a session (a random id "sess_<32 hex>" when session_id is NULL). user_type is anon for an anonymous user (or no user), registered otherwise. ip_address is normalised like every sp_users address (22P02 when invalid). expires_in NULL = never expires; zero or negative raises 22023. P0002 when the user does not exist; 23505 when the session id is taken.';
 
 CREATE OR REPLACE FUNCTION sp_users.touch_session(session_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
-AS $$
-BEGIN
-    UPDATE sp_users.user_sessions s SET last_activity_at = greatest(pg_catalog.statement_timestamp(), s.last_activity_at)
-     WHERE s.session_id OPERATOR(pg_catalog.=) touch_session.session_id
-       AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at);
-    RETURN FOUND;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_touch_session'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.touch_session(text) IS 'Records activity on an active session; false when the session is unknown, ended, revoked or expired.';
 
 CREATE OR REPLACE FUNCTION sp_users.list_active_sessions(user_id uuid) RETURNS SETOF sp_users.user_sessions
@@ -233,14 +230,8 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.session_exists(text) IS 'True only for an active session (not ended, not revoked, not expired).';
 
 CREATE OR REPLACE FUNCTION sp_users.end_session(session_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
-AS $$
-BEGIN
-    UPDATE sp_users.user_sessions s SET ended_at = pg_catalog.now()
-     WHERE s.session_id OPERATOR(pg_catalog.=) end_session.session_id AND s.ended_at IS NULL;
-    RETURN FOUND;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_end_session'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.end_session(text) IS 'Ends a session; false when it is unknown or already ended.';
 
 CREATE OR REPLACE FUNCTION sp_users.ban_ip(ip text, reason text, duration interval, ban_source text DEFAULT 'manual',

@@ -2,29 +2,39 @@
 -- Every function: SECURITY DEFINER (callers need EXECUTE only, never table privileges) with a
 -- pinned search_path, so nothing a caller puts on its search_path can change what runs here.
 
+CREATE FUNCTION sp_users._checked_email(email text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_checked_email'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._checked_email(text) IS
+'Internal: the stored form (normalize_email) of an address that passes email_problem; otherwise 23514 naming the rule, with constraint users_email_check and no internal context.';
+
+CREATE FUNCTION sp_users._checked_name(name text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_checked_name'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._checked_name(text) IS
+'Internal: the name as given when users_name_check accepts it (not empty, at most 255 characters); otherwise 23514 saying which, with constraint users_name_check, no row in DETAIL and no internal context.';
+
 CREATE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
 DECLARE
     result sp_users.users;
-    normalized pg_catalog.text := sp_users.normalize_email(create_user.email);
-    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
-    IF problem IS NOT NULL THEN
-        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
-    END IF;
     -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
     -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
+    -- The C checks raise the users_*_check violations with the rule named (and cost one call each).
     INSERT INTO sp_users.users (name, email, full_name, display_name)
-    VALUES (create_user.name, normalized, create_user.full_name, coalesce(create_user.display_name, create_user.full_name))
+    VALUES (sp_users._checked_name(create_user.name), sp_users._checked_email(create_user.email), create_user.full_name,
+            coalesce(create_user.display_name, create_user.full_name))
     ON CONFLICT DO NOTHING
     RETURNING * INTO result;
     IF FOUND THEN
         RETURN result;
     END IF;
-    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) normalized) THEN
-        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) normalized, NULL, 'users_email_key');
+    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) sp_users.normalize_email(create_user.email)) THEN
+        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) sp_users.normalize_email(create_user.email),
+                               NULL, 'users_email_key');
     END IF;
     PERFORM sp_users._fail('23505', 'user already exists with name: ' OPERATOR(pg_catalog.||) create_user.name, NULL, 'users_name_key');
     RETURN NULL; -- not reached: _fail raises
@@ -37,17 +47,11 @@ CREATE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name 
 RETURNS SETOF sp_users.users
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 AS $$
-DECLARE
-    normalized pg_catalog.text := sp_users.normalize_email(create_user_if_absent.email);
-    problem pg_catalog.text := sp_users.email_problem(normalized);
 BEGIN
-    IF problem IS NOT NULL THEN
-        PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s": %s', normalized, problem), NULL, 'users_email_check');
-    END IF;
     RETURN QUERY
     INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
-    VALUES (create_user_if_absent.name, normalized, create_user_if_absent.full_name,
-            coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
+    VALUES (sp_users._checked_name(create_user_if_absent.name), sp_users._checked_email(create_user_if_absent.email),
+            create_user_if_absent.full_name, coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
     ON CONFLICT DO NOTHING
     RETURNING u.*;
 END

@@ -37,15 +37,8 @@ COMMENT ON FUNCTION sp_users.start_session(uuid, text, text, text, text, text, i
 'Starts a session (a random id "sess_<32 hex>" when session_id is NULL). user_type is anon for an anonymous user (or no user), registered otherwise. ip_address is normalised like every sp_users address (22P02 when invalid). expires_in NULL = never expires; zero or negative raises 22023. P0002 when the user does not exist; 23505 when the session id is taken.';
 
 CREATE FUNCTION sp_users.touch_session(session_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
-AS $$
-BEGIN
-    UPDATE sp_users.user_sessions s SET last_activity_at = greatest(pg_catalog.statement_timestamp(), s.last_activity_at)
-     WHERE s.session_id OPERATOR(pg_catalog.=) touch_session.session_id
-       AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at);
-    RETURN FOUND;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_touch_session'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.touch_session(text) IS 'Records activity on an active session; false when the session is unknown, ended, revoked or expired.';
 
 CREATE FUNCTION sp_users._require_user(id uuid) RETURNS void
@@ -97,14 +90,8 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.session_exists(text) IS 'True only for an active session (not ended, not revoked, not expired).';
 
 CREATE FUNCTION sp_users.end_session(session_id text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
-AS $$
-BEGIN
-    UPDATE sp_users.user_sessions s SET ended_at = pg_catalog.now()
-     WHERE s.session_id OPERATOR(pg_catalog.=) end_session.session_id AND s.ended_at IS NULL;
-    RETURN FOUND;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_end_session'
+LANGUAGE C VOLATILE STRICT SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.end_session(text) IS 'Ends a session; false when it is unknown or already ended.';
 
 CREATE FUNCTION sp_users.end_all_sessions(user_id uuid) RETURNS bigint

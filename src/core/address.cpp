@@ -32,6 +32,27 @@ bool parse_v4(const char* s, std::size_t n, std::uint8_t out[4]) noexcept {
     return i == n;
 }
 
+// Four dot-separated runs of one to three digits, one of them with a leading zero: refused by
+// parse_v4, said apart so the error can say why.
+bool is_v4_with_leading_zero(const char* s, std::size_t n) noexcept {
+    int dots = 0;
+    bool zero = false;
+    std::size_t run = 0;
+    for (std::size_t i = 0; i <= n; ++i) {
+        if (i == n || s[i] == '.') {
+            if (run == 0 || run > 3) return false;
+            if (run > 1 && s[i - run] == '0') zero = true;
+            if (i < n) ++dots;
+            run = 0;
+        } else if (is_digit(s[i])) {
+            ++run;
+        } else {
+            return false;
+        }
+    }
+    return dots == 3 && zero;
+}
+
 bool parse_prefix(const char* s, std::size_t n, int max, int& out) noexcept {
     if (n == 0 || n > 3) return false;
     int value = 0;
@@ -63,6 +84,7 @@ const char* describe(ParseError e) noexcept {
     case ParseError::Empty: return "empty address";
     case ParseError::TooLong: return "text too long for an IP address";
     case ParseError::Syntax: return "not an IPv4 or IPv6 address";
+    case ParseError::LeadingZero: return "an IPv4 octet with a leading zero is ambiguous (octal to some parsers); write 10.1.1.1, not 010.1.1.1";
     case ParseError::BadPrefix: return "invalid network mask length";
     case ParseError::HostBits: return "network has bits set to the right of its mask";
     }
@@ -118,7 +140,8 @@ ParseError parse_address(const char* text, std::size_t len, Address& out) noexce
         std::memcpy(a.bytes, &v6, 16);
         a.prefix = 128;
     } else {
-        if (!parse_v4(buf, addr_len, a.bytes)) return ParseError::Syntax;
+        if (!parse_v4(buf, addr_len, a.bytes))
+            return is_v4_with_leading_zero(buf, addr_len) ? ParseError::LeadingZero : ParseError::Syntax;
         a.family = Family::V4;
         a.prefix = 32;
     }

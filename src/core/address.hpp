@@ -27,6 +27,7 @@ enum class ParseError : std::uint8_t {
     Empty,     // nothing but whitespace
     TooLong,   // longer than any valid address text
     Syntax,    // not an IPv4/IPv6 address
+    LeadingZero, // a dotted quad with an octet like 010 (octal to inet_aton, decimal to others)
     BadPrefix, // mask length missing, malformed or too large
     HostBits,  // a network with bits set right of the mask (10.0.0.1/8)
 };

@@ -10,7 +10,8 @@ SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
                 'every table has a COMMENT');
 -- The request-path functions carry no SET clause (it costs a quarter of a cheap call): every
 -- name in them is schema-qualified instead, which test/pgtap/search_path.sql proves by running
--- each of them under a hostile search_path. Every other function pins it.
+-- each of them under a hostile search_path. Every other function pins it. (touch_session and
+-- end_session are C: their kept SPI statements are prepared and re-analysed under pg_catalog alone.)
 SELECT set_eq($$SELECT p.oid::regprocedure::text FROM pg_proc p
                 WHERE p.pronamespace = 'sp_users'::regnamespace AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
                   AND p.prokind <> 'p' AND p.prosqlbody IS NULL -- BEGIN ATOMIC bodies are bound at creation
@@ -18,7 +19,6 @@ SELECT set_eq($$SELECT p.oid::regprocedure::text FROM pg_proc p
               ARRAY['sp_users.create_user(text,text,text,text)', 'sp_users.create_user_if_absent(text,text,text,text)',
                     'sp_users.find_with_sessions(uuid)', 'sp_users.get_activity(uuid)', 'sp_users.list_users(integer,integer)',
                     'sp_users.search_users(text,integer)', 'sp_users.start_session(uuid,text,text,text,text,text,interval)',
-                    'sp_users.touch_session(text)', 'sp_users.end_session(text)',
                     'sp_users.ban_ip(text,text,interval,text,text,text,text,text,boolean)',
                     'sp_users.count_active_bans()', 'sp_users.create_anonymous(text)'],
               'every SQL/PL/pgSQL function pins search_path = pg_catalog, pg_temp, except the fully qualified request path');

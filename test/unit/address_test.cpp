@@ -43,7 +43,12 @@ TEST(Address, Ipv4Rejections) {
     EXPECT_EQ(err("1.2.3"), ParseError::Syntax);
     EXPECT_EQ(err("1.2.3.4.5"), ParseError::Syntax);
     EXPECT_EQ(err("256.1.1.1"), ParseError::Syntax);
-    EXPECT_EQ(err("01.2.3.4"), ParseError::Syntax) << "leading zeros are octal in some parsers";
+    EXPECT_EQ(err("01.2.3.4"), ParseError::LeadingZero) << "leading zeros are octal in some parsers";
+    EXPECT_EQ(err("010.1.1.1/8"), ParseError::LeadingZero);
+    EXPECT_EQ(err("1.2.3.000"), ParseError::LeadingZero);
+    EXPECT_EQ(err("0.0.0.0"), ParseError::None);
+    EXPECT_EQ(err("01.2.3"), ParseError::Syntax) << "three octets: not an address at all";
+    EXPECT_EQ(err("0100.1.1.1"), ParseError::Syntax);
     EXPECT_EQ(err("1.2.3.4 5"), ParseError::Syntax);
     EXPECT_EQ(err("1..3.4"), ParseError::Syntax);
     EXPECT_EQ(err("a.b.c.d"), ParseError::Syntax);
