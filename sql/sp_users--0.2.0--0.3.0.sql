@@ -41,46 +41,15 @@ COMMENT ON FUNCTION sp_users._checked_name(text) IS
 
 CREATE OR REPLACE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS sp_users.users
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-DECLARE
-    result sp_users.users;
-BEGIN
-    -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
-    -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
-    -- The C checks raise the users_*_check violations with the rule named (and cost one call each).
-    INSERT INTO sp_users.users (name, email, full_name, display_name)
-    VALUES (sp_users._checked_name(create_user.name), sp_users._checked_email(create_user.email), create_user.full_name,
-            coalesce(create_user.display_name, create_user.full_name))
-    ON CONFLICT DO NOTHING
-    RETURNING * INTO result;
-    IF FOUND THEN
-        RETURN result;
-    END IF;
-    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) sp_users.normalize_email(create_user.email)) THEN
-        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) sp_users.normalize_email(create_user.email),
-                               NULL, 'users_email_key');
-    END IF;
-    PERFORM sp_users._fail('23505', 'user already exists with name: ' OPERATOR(pg_catalog.||) create_user.name, NULL, 'users_name_key');
-    RETURN NULL; -- not reached: _fail raises
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_create_user'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.create_user(text, text, text, text) IS
 'Creates an active user with roles {user}. The email is stored trimmed and lower-cased and must pass email_problem (else 23514 naming the rule it breaks); display_name defaults to full_name. A taken email raises 23505 "user already exists with email: E", a taken name 23505 too.';
 
 CREATE OR REPLACE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS SETOF sp_users.users
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-BEGIN
-    RETURN QUERY
-    INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
-    VALUES (sp_users._checked_name(create_user_if_absent.name), sp_users._checked_email(create_user_if_absent.email),
-            create_user_if_absent.full_name, coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
-    ON CONFLICT DO NOTHING
-    RETURNING u.*;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_create_user_if_absent'
+LANGUAGE C VOLATILE SECURITY DEFINER ROWS 1;
 COMMENT ON FUNCTION sp_users.create_user_if_absent(text, text, text, text) IS
 'Like create_user, but returns zero rows instead of raising when the name or email is taken (race-safe: ON CONFLICT DO NOTHING).';
 
@@ -182,35 +151,8 @@ CREATE OR REPLACE FUNCTION sp_users.start_session(user_id uuid, session_id text 
                                        user_agent text DEFAULT NULL, device_type text DEFAULT NULL,
                                        fingerprint_hash text DEFAULT NULL, expires_in interval DEFAULT '7 days')
 RETURNS sp_users.user_sessions
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-DECLARE
-    result sp_users.user_sessions;
-BEGIN
-    -- One statement, as an application would write it. FOR KEY SHARE: a concurrent delete of the
-    -- user waits for us (or we for it), so a session never points at a user that is gone.
-    INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,
-                                        user_type, expires_at)
-    SELECT coalesce(start_session.session_id,
-                    'sess_' OPERATOR(pg_catalog.||) pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),
-           start_session.user_id,
-           sp_users.normalize_ip(start_session.ip_address),
-           start_session.user_agent, start_session.device_type, start_session.fingerprint_hash,
-           CASE WHEN o.roles IS NULL OR o.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]
-                THEN 'anon' ELSE 'registered' END,
-           pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(start_session.expires_in, 'expires_in')
-      FROM (VALUES (1)) AS one (x)
-      LEFT JOIN LATERAL (SELECT u.roles FROM sp_users.users u
-                          WHERE u.id OPERATOR(pg_catalog.=) start_session.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted'
-                          FOR KEY SHARE) AS o ON true
-     WHERE start_session.user_id IS NULL OR o.roles IS NOT NULL
-    RETURNING * INTO result;
-    IF NOT FOUND THEN
-        PERFORM sp_users._user_not_found(start_session.user_id);
-    END IF;
-    RETURN result;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_start_session'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.start_session(uuid, text, text, text, text, text, interval) IS
 'Starts a session (a random id "sess_<32 hex>" when session_id is NULL). user_type is anon for an anonymous user (or no user), registered otherwise. ip_address is normalised like every sp_users address (22P02 when invalid). expires_in NULL = never expires; zero or negative raises 22023. P0002 when the user does not exist; 23505 when the session id is taken.';
 
@@ -238,47 +180,8 @@ CREATE OR REPLACE FUNCTION sp_users.ban_ip(ip text, reason text, duration interv
                                 source_fingerprint text DEFAULT NULL, offense_path text DEFAULT NULL,
                                 user_agent text DEFAULT NULL, session_id text DEFAULT NULL, escalate boolean DEFAULT false)
 RETURNS sp_users.banned_ips
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-DECLARE
-    result sp_users.banned_ips;
-BEGIN
-    IF ip IS NULL THEN
-        PERFORM sp_users._fail('22023', 'ip must not be NULL');
-    END IF;
-    -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
-    -- ban_count is exact and escalation reads the count it increments.
-    INSERT INTO sp_users.banned_ips AS b
-           (ip_address, reason, banned_at, expires_at, ban_count, last_offense_path,
-            last_user_agent, source_fingerprint, ban_source, associated_session_ids)
-    VALUES (sp_users.normalize_ip(ip), ban_ip.reason, pg_catalog.now(),
-            pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(duration, 'duration'), 1, offense_path,
-            user_agent, ban_ip.source_fingerprint, coalesce(ban_ip.ban_source, 'manual'),
-            CASE WHEN session_id IS NULL THEN '{}'::pg_catalog.text[] ELSE ARRAY[session_id] END)
-    ON CONFLICT (ip_address) DO UPDATE SET
-        reason            = EXCLUDED.reason,
-        ban_source        = EXCLUDED.ban_source,
-        banned_at         = pg_catalog.now(),
-        ban_count         = b.ban_count OPERATOR(pg_catalog.+) 1,
-        -- Permanent (NULL) stays permanent; a repeat ban never shortens the running one.
-        expires_at        = CASE WHEN b.expires_at IS NULL OR duration IS NULL THEN NULL
-                                 ELSE greatest(b.expires_at,
-                                               pg_catalog.now() OPERATOR(pg_catalog.+)
-                                               CASE WHEN escalate
-                                                    THEN sp_users._escalated_duration(duration, b.ban_count)
-                                                    ELSE duration END) END,
-        last_offense_path  = coalesce(EXCLUDED.last_offense_path, b.last_offense_path),
-        last_user_agent    = coalesce(EXCLUDED.last_user_agent, b.last_user_agent),
-        source_fingerprint = coalesce(EXCLUDED.source_fingerprint, b.source_fingerprint),
-        -- Distinct ids, the most recent 100: an abusive client cannot grow the row without bound.
-        associated_session_ids = CASE
-            WHEN session_id IS NULL OR session_id OPERATOR(pg_catalog.=) ANY (b.associated_session_ids) THEN b.associated_session_ids
-            ELSE (b.associated_session_ids OPERATOR(pg_catalog.||) session_id)
-                 [greatest(1, pg_catalog.cardinality(b.associated_session_ids) OPERATOR(pg_catalog.-) 98):] END
-    RETURNING * INTO result;
-    RETURN result;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_ban_ip'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean) IS
 'Bans an address or network (normalised; 22P02 when invalid). duration NULL = permanent; zero or negative raises 22023. A repeat ban increments ban_count, replaces reason and ban_source, keeps earlier fingerprint/path/agent where the new one is NULL, appends session_id (distinct, last 100 kept). Permanent stays permanent (expires_at NULL); a repeat ban never shortens an expiry. With escalate, duration x 2^(previous ban_count), capped at 365 days.';
 

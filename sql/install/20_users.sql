@@ -16,46 +16,15 @@ COMMENT ON FUNCTION sp_users._checked_name(text) IS
 
 CREATE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS sp_users.users
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-DECLARE
-    result sp_users.users;
-BEGIN
-    -- ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent
-    -- insert of the same name/email is waited for, so exactly one of two racing calls wins.
-    -- The C checks raise the users_*_check violations with the rule named (and cost one call each).
-    INSERT INTO sp_users.users (name, email, full_name, display_name)
-    VALUES (sp_users._checked_name(create_user.name), sp_users._checked_email(create_user.email), create_user.full_name,
-            coalesce(create_user.display_name, create_user.full_name))
-    ON CONFLICT DO NOTHING
-    RETURNING * INTO result;
-    IF FOUND THEN
-        RETURN result;
-    END IF;
-    IF EXISTS (SELECT 1 FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) sp_users.normalize_email(create_user.email)) THEN
-        PERFORM sp_users._fail('23505', 'user already exists with email: ' OPERATOR(pg_catalog.||) sp_users.normalize_email(create_user.email),
-                               NULL, 'users_email_key');
-    END IF;
-    PERFORM sp_users._fail('23505', 'user already exists with name: ' OPERATOR(pg_catalog.||) create_user.name, NULL, 'users_name_key');
-    RETURN NULL; -- not reached: _fail raises
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_create_user'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.create_user(text, text, text, text) IS
 'Creates an active user with roles {user}. The email is stored trimmed and lower-cased and must pass email_problem (else 23514 naming the rule it breaks); display_name defaults to full_name. A taken email raises 23505 "user already exists with email: E", a taken name 23505 too.';
 
 CREATE FUNCTION sp_users.create_user_if_absent(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS SETOF sp_users.users
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-BEGIN
-    RETURN QUERY
-    INSERT INTO sp_users.users AS u (name, email, full_name, display_name)
-    VALUES (sp_users._checked_name(create_user_if_absent.name), sp_users._checked_email(create_user_if_absent.email),
-            create_user_if_absent.full_name, coalesce(create_user_if_absent.display_name, create_user_if_absent.full_name))
-    ON CONFLICT DO NOTHING
-    RETURNING u.*;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_create_user_if_absent'
+LANGUAGE C VOLATILE SECURITY DEFINER ROWS 1;
 COMMENT ON FUNCTION sp_users.create_user_if_absent(text, text, text, text) IS
 'Like create_user, but returns zero rows instead of raising when the name or email is taken (race-safe: ON CONFLICT DO NOTHING).';
 

@@ -4,35 +4,8 @@ CREATE FUNCTION sp_users.start_session(user_id uuid, session_id text DEFAULT NUL
                                        user_agent text DEFAULT NULL, device_type text DEFAULT NULL,
                                        fingerprint_hash text DEFAULT NULL, expires_in interval DEFAULT '7 days')
 RETURNS sp_users.user_sessions
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-DECLARE
-    result sp_users.user_sessions;
-BEGIN
-    -- One statement, as an application would write it. FOR KEY SHARE: a concurrent delete of the
-    -- user waits for us (or we for it), so a session never points at a user that is gone.
-    INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,
-                                        user_type, expires_at)
-    SELECT coalesce(start_session.session_id,
-                    'sess_' OPERATOR(pg_catalog.||) pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),
-           start_session.user_id,
-           sp_users.normalize_ip(start_session.ip_address),
-           start_session.user_agent, start_session.device_type, start_session.fingerprint_hash,
-           CASE WHEN o.roles IS NULL OR o.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]
-                THEN 'anon' ELSE 'registered' END,
-           pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(start_session.expires_in, 'expires_in')
-      FROM (VALUES (1)) AS one (x)
-      LEFT JOIN LATERAL (SELECT u.roles FROM sp_users.users u
-                          WHERE u.id OPERATOR(pg_catalog.=) start_session.user_id AND u.status OPERATOR(pg_catalog.<>) 'deleted'
-                          FOR KEY SHARE) AS o ON true
-     WHERE start_session.user_id IS NULL OR o.roles IS NOT NULL
-    RETURNING * INTO result;
-    IF NOT FOUND THEN
-        PERFORM sp_users._user_not_found(start_session.user_id);
-    END IF;
-    RETURN result;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_start_session'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.start_session(uuid, text, text, text, text, text, interval) IS
 'Starts a session (a random id "sess_<32 hex>" when session_id is NULL). user_type is anon for an anonymous user (or no user), registered otherwise. ip_address is normalised like every sp_users address (22P02 when invalid). expires_in NULL = never expires; zero or negative raises 22023. P0002 when the user does not exist; 23505 when the session id is taken.';
 

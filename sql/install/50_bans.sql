@@ -24,47 +24,8 @@ CREATE FUNCTION sp_users.ban_ip(ip text, reason text, duration interval, ban_sou
                                 source_fingerprint text DEFAULT NULL, offense_path text DEFAULT NULL,
                                 user_agent text DEFAULT NULL, session_id text DEFAULT NULL, escalate boolean DEFAULT false)
 RETURNS sp_users.banned_ips
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-AS $$
-DECLARE
-    result sp_users.banned_ips;
-BEGIN
-    IF ip IS NULL THEN
-        PERFORM sp_users._fail('22023', 'ip must not be NULL');
-    END IF;
-    -- One atomic upsert: concurrent bans of one address serialise on its primary key, so
-    -- ban_count is exact and escalation reads the count it increments.
-    INSERT INTO sp_users.banned_ips AS b
-           (ip_address, reason, banned_at, expires_at, ban_count, last_offense_path,
-            last_user_agent, source_fingerprint, ban_source, associated_session_ids)
-    VALUES (sp_users.normalize_ip(ip), ban_ip.reason, pg_catalog.now(),
-            pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval(duration, 'duration'), 1, offense_path,
-            user_agent, ban_ip.source_fingerprint, coalesce(ban_ip.ban_source, 'manual'),
-            CASE WHEN session_id IS NULL THEN '{}'::pg_catalog.text[] ELSE ARRAY[session_id] END)
-    ON CONFLICT (ip_address) DO UPDATE SET
-        reason            = EXCLUDED.reason,
-        ban_source        = EXCLUDED.ban_source,
-        banned_at         = pg_catalog.now(),
-        ban_count         = b.ban_count OPERATOR(pg_catalog.+) 1,
-        -- Permanent (NULL) stays permanent; a repeat ban never shortens the running one.
-        expires_at        = CASE WHEN b.expires_at IS NULL OR duration IS NULL THEN NULL
-                                 ELSE greatest(b.expires_at,
-                                               pg_catalog.now() OPERATOR(pg_catalog.+)
-                                               CASE WHEN escalate
-                                                    THEN sp_users._escalated_duration(duration, b.ban_count)
-                                                    ELSE duration END) END,
-        last_offense_path  = coalesce(EXCLUDED.last_offense_path, b.last_offense_path),
-        last_user_agent    = coalesce(EXCLUDED.last_user_agent, b.last_user_agent),
-        source_fingerprint = coalesce(EXCLUDED.source_fingerprint, b.source_fingerprint),
-        -- Distinct ids, the most recent 100: an abusive client cannot grow the row without bound.
-        associated_session_ids = CASE
-            WHEN session_id IS NULL OR session_id OPERATOR(pg_catalog.=) ANY (b.associated_session_ids) THEN b.associated_session_ids
-            ELSE (b.associated_session_ids OPERATOR(pg_catalog.||) session_id)
-                 [greatest(1, pg_catalog.cardinality(b.associated_session_ids) OPERATOR(pg_catalog.-) 98):] END
-    RETURNING * INTO result;
-    RETURN result;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sp_users_ban_ip'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean) IS
 'Bans an address or network (normalised; 22P02 when invalid). duration NULL = permanent; zero or negative raises 22023. A repeat ban increments ban_count, replaces reason and ban_source, keeps earlier fingerprint/path/agent where the new one is NULL, appends session_id (distinct, last 100 kept). Permanent stays permanent (expires_at NULL); a repeat ban never shortens an expiry. With escalate, duration x 2^(previous ban_count), capped at 365 days.';
 

@@ -10,17 +10,14 @@ SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
                 'every table has a COMMENT');
 -- The request-path functions carry no SET clause (it costs a quarter of a cheap call): every
 -- name in them is schema-qualified instead, which test/pgtap/search_path.sql proves by running
--- each of them under a hostile search_path. Every other function pins it. (touch_session and
--- end_session are C: their kept SPI statements are prepared and re-analysed under pg_catalog alone.)
+-- each of them under a hostile search_path. Every other function pins it. (The request-path
+-- writes are C: their kept SPI statements are prepared and re-analysed under pg_catalog alone.)
 SELECT set_eq($$SELECT p.oid::regprocedure::text FROM pg_proc p
                 WHERE p.pronamespace = 'sp_users'::regnamespace AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
                   AND p.prokind <> 'p' AND p.prosqlbody IS NULL -- BEGIN ATOMIC bodies are bound at creation
                   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=pg_catalog, pg_temp')$$,
-              ARRAY['sp_users.create_user(text,text,text,text)', 'sp_users.create_user_if_absent(text,text,text,text)',
-                    'sp_users.find_with_sessions(uuid)', 'sp_users.get_activity(uuid)', 'sp_users.list_users(integer,integer)',
-                    'sp_users.search_users(text,integer)', 'sp_users.start_session(uuid,text,text,text,text,text,interval)',
-                    'sp_users.ban_ip(text,text,interval,text,text,text,text,text,boolean)',
-                    'sp_users.count_active_bans()', 'sp_users.create_anonymous(text)'],
+              ARRAY['sp_users.find_with_sessions(uuid)', 'sp_users.get_activity(uuid)', 'sp_users.list_users(integer,integer)',
+                    'sp_users.search_users(text,integer)', 'sp_users.count_active_bans()', 'sp_users.create_anonymous(text)'],
               'every SQL/PL/pgSQL function pins search_path = pg_catalog, pg_temp, except the fully qualified request path');
 -- A procedure that COMMITs may carry neither SET nor SECURITY DEFINER: it must stay an invoker
 -- that only calls the (pinned, definer) helpers.

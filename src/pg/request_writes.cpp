@@ -1,0 +1,210 @@
+// The request-path writes in C: each runs one kept statement (pg/kept_statement.hpp), the same
+// statement the 0.3.0 PL/pgSQL bodies ran, and raises the same errors without internal context.
+#include "pg/kept_statement.hpp"
+
+extern "C" {
+#include "access/tupconvert.h"
+#include "utils/uuid.h"
+}
+
+using sp::pg::KeptStatement;
+using sp::pg::pg_call;
+using sp::pg::run_kept;
+
+namespace {
+
+// Row `row` of the last SPI result as a datum of the function's declared row type, in `upper`
+// (the memory context before SPI_connect). By position: RETURNING * lists the table's columns.
+Datum row_datum(FunctionCallInfo fcinfo, uint64 row, MemoryContext upper) {
+    TupleDesc declared;
+    if (get_call_result_type(fcinfo, nullptr, &declared) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
+    MemoryContext spi = MemoryContextSwitchTo(upper);
+    TupleConversionMap* map = convert_tuples_by_position(SPI_tuptable->tupdesc, declared, "sp_users: RETURNING * does not match the row type");
+    HeapTuple tuple = SPI_tuptable->vals[row];
+    if (map) tuple = execute_attr_map_tuple(tuple, map);
+    Datum d = heap_copy_tuple_as_datum(tuple, declared);
+    MemoryContextSwitchTo(spi);
+    return d;
+}
+
+[[noreturn]] void fail(int sqlstate, const char* message, const char* constraint) {
+    sp::pg::drop_error_context();
+    ereport(ERROR, (errcode(sqlstate), errmsg("%s", message), constraint ? err_generic_string(PG_DIAG_SCHEMA_NAME, "sp_users") : 0,
+                    constraint ? err_generic_string(PG_DIAG_TABLE_NAME, "users") : 0,
+                    constraint ? err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint) : 0));
+    pg_unreachable();
+}
+
+// Connects SPI, runs body(), disconnects; errors unwind through pg_call (SPI is cleaned up by the
+// transaction's abort).
+template <typename Body>
+void with_spi(Body body) {
+    pg_call([&] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        body();
+        SPI_finish();
+    });
+}
+
+KeptStatement touch_statement{
+    "UPDATE sp_users.user_sessions s"
+    "   SET last_activity_at = GREATEST(pg_catalog.statement_timestamp(), s.last_activity_at)"
+    " WHERE s.session_id OPERATOR(pg_catalog.=) $1"
+    "   AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)",
+    1, {TEXTOID}};
+
+KeptStatement end_statement{
+    "UPDATE sp_users.user_sessions s SET ended_at = pg_catalog.now()"
+    " WHERE s.session_id OPERATOR(pg_catalog.=) $1 AND s.ended_at IS NULL",
+    1, {TEXTOID}};
+
+// ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent insert of
+// the same name/email is waited for, so exactly one of two racing calls wins. The C checks raise
+// the users_*_check violations with the rule named.
+#define SP_INSERT_USER                                                                                           \
+    "INSERT INTO sp_users.users (name, email, full_name, display_name)"                                           \
+    " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3))"                     \
+    " ON CONFLICT DO NOTHING RETURNING *"
+KeptStatement create_user_statement{SP_INSERT_USER, 4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+KeptStatement create_user_if_absent_statement{SP_INSERT_USER, 4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+KeptStatement email_taken_statement{
+    "SELECT sp_users.normalize_email($2) FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) sp_users.normalize_email($2)",
+    4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+
+// FOR KEY SHARE: a concurrent delete of the user waits for us (or we for it), so a session never
+// points at a user that is gone; the clean-up skips users locked this way.
+KeptStatement start_session_statement{
+    "INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,"
+    "                                    user_type, expires_at)"
+    " SELECT COALESCE($2, 'sess_' OPERATOR(pg_catalog.||)"
+    "                 pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),"
+    "        $1, sp_users.normalize_ip($3), $4, $5, $6,"
+    "        CASE WHEN o.roles IS NULL OR o.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]"
+    "             THEN 'anon' ELSE 'registered' END,"
+    "        pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval($7, 'expires_in')"
+    "   FROM (VALUES (1)) AS one (x)"
+    "   LEFT JOIN LATERAL (SELECT u.roles FROM sp_users.users u"
+    "                       WHERE u.id OPERATOR(pg_catalog.=) $1 AND u.status OPERATOR(pg_catalog.<>) 'deleted'"
+    "                       FOR KEY SHARE) AS o ON true"
+    "  WHERE $1 IS NULL OR o.roles IS NOT NULL"
+    " RETURNING *",
+    7, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID}};
+
+// One atomic upsert: concurrent bans of one address serialise on its primary key, so ban_count is
+// exact and escalation reads the count it increments. Permanent (NULL) stays permanent; a repeat
+// ban never shortens the running one; session ids stay distinct, the most recent 100.
+KeptStatement ban_ip_statement{
+    "INSERT INTO sp_users.banned_ips AS b"
+    "       (ip_address, reason, banned_at, expires_at, ban_count, last_offense_path,"
+    "        last_user_agent, source_fingerprint, ban_source, associated_session_ids)"
+    " VALUES (sp_users.normalize_ip($1), $2, pg_catalog.now(),"
+    "         pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval($3, 'duration'), 1, $6,"
+    "         $7, $5, COALESCE($4, 'manual'),"
+    "         CASE WHEN $8 IS NULL THEN '{}'::pg_catalog.text[] ELSE ARRAY[$8] END)"
+    " ON CONFLICT (ip_address) DO UPDATE SET"
+    "     reason            = EXCLUDED.reason,"
+    "     ban_source        = EXCLUDED.ban_source,"
+    "     banned_at         = pg_catalog.now(),"
+    "     ban_count         = b.ban_count OPERATOR(pg_catalog.+) 1,"
+    "     expires_at        = CASE WHEN b.expires_at IS NULL OR $3 IS NULL THEN NULL"
+    "                              ELSE GREATEST(b.expires_at,"
+    "                                            pg_catalog.now() OPERATOR(pg_catalog.+)"
+    "                                            CASE WHEN $9 THEN sp_users._escalated_duration($3, b.ban_count)"
+    "                                                 ELSE $3 END) END,"
+    "     last_offense_path  = COALESCE(EXCLUDED.last_offense_path, b.last_offense_path),"
+    "     last_user_agent    = COALESCE(EXCLUDED.last_user_agent, b.last_user_agent),"
+    "     source_fingerprint = COALESCE(EXCLUDED.source_fingerprint, b.source_fingerprint),"
+    "     associated_session_ids = CASE"
+    "         WHEN $8 IS NULL OR $8 OPERATOR(pg_catalog.=) ANY (b.associated_session_ids) THEN b.associated_session_ids"
+    "         ELSE (b.associated_session_ids OPERATOR(pg_catalog.||) $8)"
+    "              [GREATEST(1, pg_catalog.cardinality(b.associated_session_ids) OPERATOR(pg_catalog.-) 98):] END"
+    " RETURNING *",
+    9, {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID}};
+
+} // namespace
+
+// sp_users.touch_session(session_id text) RETURNS boolean: moves last_activity_at of an active
+// session to now (never backwards); false for an unknown or inactive session.
+SP_FUNCTION(sp_users_touch_session) {
+    uint64 n = 0;
+    with_spi([&] { n = run_kept(touch_statement, fcinfo); });
+    return BoolGetDatum(n > 0);
+}
+
+// sp_users.end_session(session_id text) RETURNS boolean: false when unknown or already ended.
+SP_FUNCTION(sp_users_end_session) {
+    uint64 n = 0;
+    with_spi([&] { n = run_kept(end_statement, fcinfo); });
+    return BoolGetDatum(n > 0);
+}
+
+// sp_users.create_user(name, email, full_name, display_name) RETURNS sp_users.users; 23505 naming
+// the email or the name when taken.
+SP_FUNCTION(sp_users_create_user) {
+    Datum result = 0;
+    MemoryContext upper = CurrentMemoryContext;
+    with_spi([&] {
+        if (run_kept(create_user_statement, fcinfo) == 1) {
+            result = row_datum(fcinfo, 0, upper);
+            return;
+        }
+        if (run_kept(email_taken_statement, fcinfo) > 0) {
+            bool isnull;
+            Datum email = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+            fail(ERRCODE_UNIQUE_VIOLATION, psprintf("user already exists with email: %s", TextDatumGetCString(email)), "users_email_key");
+        }
+        fail(ERRCODE_UNIQUE_VIOLATION,
+             psprintf("user already exists with name: %s", PG_ARGISNULL(0) ? "<NULL>" : TextDatumGetCString(PG_GETARG_DATUM(0))),
+             "users_name_key");
+    });
+    return result;
+}
+
+// sp_users.create_user_if_absent(...) RETURNS SETOF sp_users.users: the new user, or no row when the
+// name or email is taken.
+SP_FUNCTION(sp_users_create_user_if_absent) {
+    pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
+    auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    MemoryContext upper = CurrentMemoryContext;
+    with_spi([&] {
+        if (run_kept(create_user_if_absent_statement, fcinfo) == 1) {
+            Datum row = row_datum(fcinfo, 0, upper);
+            HeapTupleData tuple;
+            tuple.t_len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
+            ItemPointerSetInvalid(&tuple.t_self);
+            tuple.t_tableOid = InvalidOid;
+            tuple.t_data = DatumGetHeapTupleHeader(row);
+            tuplestore_puttuple(rsinfo->setResult, &tuple);
+        }
+    });
+    return Datum(0);
+}
+
+// sp_users.start_session(user_id, session_id, ip_address, user_agent, device_type,
+// fingerprint_hash, expires_in) RETURNS sp_users.user_sessions; P0002 when the user does not exist.
+SP_FUNCTION(sp_users_start_session) {
+    Datum result = 0;
+    MemoryContext upper = CurrentMemoryContext;
+    with_spi([&] {
+        if (run_kept(start_session_statement, fcinfo) == 1) {
+            result = row_datum(fcinfo, 0, upper);
+            return;
+        }
+        const char* id = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(0)));
+        fail(ERRCODE_NO_DATA_FOUND, psprintf("user not found: %s", id), nullptr);
+    });
+    return result;
+}
+
+// sp_users.ban_ip(ip, reason, duration, ban_source, source_fingerprint, offense_path, user_agent,
+// session_id, escalate) RETURNS sp_users.banned_ips.
+SP_FUNCTION(sp_users_ban_ip) {
+    Datum result = 0;
+    MemoryContext upper = CurrentMemoryContext;
+    with_spi([&] {
+        if (PG_ARGISNULL(0)) fail(ERRCODE_INVALID_PARAMETER_VALUE, "ip must not be NULL", nullptr);
+        if (run_kept(ban_ip_statement, fcinfo) != 1) elog(ERROR, "sp_users.ban_ip: the upsert returned no row");
+        result = row_datum(fcinfo, 0, upper);
+    });
+    return result;
+}
