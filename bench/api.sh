@@ -7,13 +7,13 @@
 # listing and administration calls), the data sizes and the command, and writes it to
 # bench/out/api.md. The scripts are bench/api/<function>.sp.sql and .hand.sql; every argument is
 # computed from a random number (bench/api/load.sql says how), with the same expression on both
-# sides so its cost cancels. After every run of a function that writes, bench/api/reset.sql puts
+# sides so its cost cancels. Before and after every run of a function that writes, bench/api/reset.sql puts
 # the tables back to the loaded state, so every run starts on equal tables.
 # It is a benchmark, not a test: it exits 0 unless the setup fails; the last line names the
 # functions below their goal.
 #   bench/api.sh [seconds per run, default 5] [rounds, default 3] [function ...]
 # Environment: PGDEV_DIR / PGDEV_PORT choose the private cluster (scripts/pgdev); API_REUSE=1 keeps
-# an already loaded database; API_ROLE='<role> ...' runs the sp_users calls as the login role
+# an already loaded database (only if it was made with the installed extension scripts); API_ROLE='<role> ...' runs the sp_users calls as the login role
 # api_bench, a member of those roles (e.g. 'sp_users_app sp_users_readonly'), instead of the superuser.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -69,7 +69,9 @@ scripts/pgdev start >/dev/null
 eval "$(scripts/pgdev env)"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
-if [ "${API_REUSE:-}" = 1 ] && q -c "SELECT 1 FROM public.bench_meta" >/dev/null 2>&1; then
+# The installed extension script, so a reused database is only reused with the SQL it was made with.
+SCRIPT_MD5=$(cat "$(pg_config --sharedir)"/extension/sp_users--*.sql | md5sum | cut -c1-32)
+if [ "${API_REUSE:-}" = 1 ] && [ "$(q -c "SELECT script_md5 FROM public.bench_meta" 2>/dev/null)" = "$SCRIPT_MD5" ]; then
   echo "reusing the loaded database $DB"
   psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/reset.sql
 else
@@ -80,6 +82,7 @@ else
   q -c "CREATE EXTENSION sp_users"
   echo "loading 100 000 users, 200 000 sessions, 20 000 bans ..."
   psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/load.sql
+  q -c "ALTER TABLE public.bench_meta ADD COLUMN script_md5 text" -c "UPDATE public.bench_meta SET script_md5 = '$SCRIPT_MD5'"
 fi
 SYNC=$(q -c "SHOW synchronous_commit")
 if [ "$SYNC" != off ]; then echo "bench/api.sh: synchronous_commit is $SYNC in $DB, expected off" >&2; exit 1; fi
@@ -114,6 +117,9 @@ run() { # function side round -> tps, or ERR when a client failed
   local f=$1 side=$2 round=$3 user=postgres rc=0 log t
   [ "$side" = sp ] && user=$SP_USER
   log="$OUT/$f.$side.$round.log"
+  # Writers start from the loaded tables and a fresh checkpoint, so no run pays the full-page
+  # writes of a checkpoint that happened to start during it (the other side then did not).
+  if [ "${WRITES[$f]}" = w ]; then psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/reset.sql >>"$OUT/reset.log" 2>&1; fi
   pgbench -n -M prepared -c 2 -j 2 -T "$SECONDS_PER" -U "$user" -f "bench/api/$f.$side.sql" "$DB" >"$log" 2>&1 || rc=$?
   t=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log" | awk '{ printf "%.0f", $1 }')
   if [ $rc -ne 0 ] || [ -z "$t" ] || grep -q 'aborted' "$log"; then echo ERR; else echo "$t"; fi

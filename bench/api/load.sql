@@ -66,3 +66,4 @@ ALTER TABLE public.bench_bans_orig ADD PRIMARY KEY (ip_address);
 SELECT sp_users.compact_user_counts() AS counter_rows \gset
 VACUUM (FREEZE, ANALYZE) sp_users.users, sp_users.user_sessions, sp_users.banned_ips, sp_users.user_counts, sp_users.user_count_deltas, public.bench_bans_orig;
 CREATE TABLE public.bench_meta AS SELECT clock_timestamp() AS loaded_at;
+CHECKPOINT;

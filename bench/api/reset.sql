@@ -1,5 +1,5 @@
--- Run by bench/api.sh after every run of a function that writes, so each run (sp_users or
--- hand-written) starts from the loaded state: rows created since the load go, sessions ended
+-- Run by bench/api.sh before and after every run of a function that writes, so each run (sp_users
+-- or hand-written) starts from the loaded state and a fresh checkpoint: rows created since the load go, sessions ended
 -- since the load are open again, repeat-banned rows get their loaded values back.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
@@ -15,3 +15,4 @@ UPDATE sp_users.banned_ips b
  WHERE o.ip_address = b.ip_address AND b.banned_at >= (SELECT loaded_at FROM public.bench_meta);
 SELECT sp_users.compact_user_counts() \gset
 VACUUM sp_users.users, sp_users.user_sessions, sp_users.banned_ips, sp_users.user_counts, sp_users.user_count_deltas;
+CHECKPOINT;
