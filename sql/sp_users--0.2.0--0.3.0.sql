@@ -147,6 +147,12 @@ AS 'MODULE_PATHNAME', 'sp_users_is_temporary_anonymous'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.is_temporary_anonymous(uuid) IS 'True when the user has role anonymous; P0002 when it does not exist.';
 
+CREATE FUNCTION sp_users._checked_session_id(session_id text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_checked_session_id'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._checked_session_id(text) IS
+'Internal: the session id as given when user_sessions_session_id_check accepts it (not empty, at most 255 characters); otherwise 23514 saying which, with that constraint, no row in DETAIL and no internal context.';
+
 CREATE OR REPLACE FUNCTION sp_users.start_session(user_id uuid, session_id text DEFAULT NULL, ip_address text DEFAULT NULL,
                                        user_agent text DEFAULT NULL, device_type text DEFAULT NULL,
                                        fingerprint_hash text DEFAULT NULL, expires_in interval DEFAULT '7 days')

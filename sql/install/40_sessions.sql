@@ -1,5 +1,11 @@
 -- Sessions. Active = ended_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()).
 
+CREATE FUNCTION sp_users._checked_session_id(session_id text) RETURNS text
+AS 'MODULE_PATHNAME', 'sp_users_checked_session_id'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._checked_session_id(text) IS
+'Internal: the session id as given when user_sessions_session_id_check accepts it (not empty, at most 255 characters); otherwise 23514 saying which, with that constraint, no row in DETAIL and no internal context.';
+
 CREATE FUNCTION sp_users.start_session(user_id uuid, session_id text DEFAULT NULL, ip_address text DEFAULT NULL,
                                        user_agent text DEFAULT NULL, device_type text DEFAULT NULL,
                                        fingerprint_hash text DEFAULT NULL, expires_in interval DEFAULT '7 days')

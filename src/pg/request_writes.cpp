@@ -76,7 +76,7 @@ KeptStatement email_taken_statement{
 KeptStatement start_session_statement{
     "INSERT INTO sp_users.user_sessions (session_id, user_id, ip_address, user_agent, device_type, fingerprint_hash,"
     "                                    user_type, expires_at)"
-    " SELECT COALESCE($2, 'sess_' OPERATOR(pg_catalog.||)"
+    " SELECT COALESCE(sp_users._checked_session_id($2), 'sess_' OPERATOR(pg_catalog.||)"
     "                 pg_catalog.replace(pg_catalog.gen_random_uuid()::pg_catalog.text, '-', '')),"
     "        $1, sp_users.normalize_ip($3), $4, $5, $6,"
     "        CASE WHEN o.roles IS NULL OR o.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role]"

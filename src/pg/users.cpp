@@ -52,11 +52,21 @@ SP_FUNCTION(sp_users_email_problem) {
 namespace {
 // Raises 23514 for a value the CHECK `constraint` on sp_users.users would refuse, naming the rule,
 // with the error fields a constraint violation carries and no internal context.
-[[noreturn]] void users_check_failed(const char* constraint, const char* message) {
+[[noreturn]] void check_failed(const char* table, const char* constraint, const char* message) {
     sp::pg::drop_error_context();
     ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION), errmsg("%s", message), err_generic_string(PG_DIAG_SCHEMA_NAME, "sp_users"),
-                    err_generic_string(PG_DIAG_TABLE_NAME, "users"), err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint)));
+                    err_generic_string(PG_DIAG_TABLE_NAME, table), err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint)));
     pg_unreachable();
+}
+[[noreturn]] void users_check_failed(const char* constraint, const char* message) { check_failed("users", constraint, message); }
+
+// A text that must be non-empty and at most 255 characters (names, session ids).
+void check_short_text(Datum value, const char* table, const char* constraint, const char* what) {
+    text* t = DatumGetTextPP(value);
+    const int len = VARSIZE_ANY_EXHDR(t);
+    if (len == 0) check_failed(table, constraint, psprintf("invalid %s: it must not be empty", what));
+    const int chars = pg_mbstrlen_with_len(VARDATA_ANY(t), len);
+    if (chars > 255) check_failed(table, constraint, psprintf("invalid %s: it has %d characters, at most 255 are allowed", what, chars));
 }
 } // namespace
 
@@ -81,11 +91,19 @@ SP_FUNCTION(sp_users_checked_name) {
     Datum result = 0;
     pg_call([&] {
         result = PG_GETARG_DATUM(0);
-        text* name = DatumGetTextPP(result);
-        const int len = VARSIZE_ANY_EXHDR(name);
-        if (len == 0) users_check_failed("users_name_check", "invalid user name: it must not be empty");
-        const int chars = pg_mbstrlen_with_len(VARDATA_ANY(name), len);
-        if (chars > 255) users_check_failed("users_name_check", psprintf("invalid user name: it has %d characters, at most 255 are allowed", chars));
+        check_short_text(result, "users", "users_name_check", "user name");
+    });
+    return result;
+}
+
+// sp_users._checked_session_id(session_id text) RETURNS text: the id as given when
+// user_sessions_session_id_check accepts it (not empty, at most 255 characters); otherwise 23514
+// saying which, without the row.
+SP_FUNCTION(sp_users_checked_session_id) {
+    Datum result = 0;
+    pg_call([&] {
+        result = PG_GETARG_DATUM(0);
+        check_short_text(result, "user_sessions", "user_sessions_session_id_check", "session id");
     });
     return result;
 }

@@ -37,6 +37,8 @@ SELECT sp_users.create_user_if_absent('xyz', 'x@y@z')|23514|invalid email addres
 SELECT sp_users.update_email((SELECT id FROM sp_users.users WHERE name = 'ada'), E'a@b\nc')|23514|invalid email address "a@b
 SELECT sp_users.create_user('', 'empty-name@example.com')|23514|invalid user name: it must not be empty
 SELECT sp_users.create_user(repeat('n', 256), 'long-name@example.com')|23514|invalid user name: it has 256 characters, at most 255 are allowed
+SELECT sp_users.start_session(NULL, repeat('s', 300))|23514|invalid session id: it has 300 characters, at most 255 are allowed
+SELECT sp_users.start_session(NULL, '')|23514|invalid session id: it must not be empty
 SELECT sp_users.is_banned('010.1.1.1')|22P02|invalid IP address or network: "010.1.1.1" (an IPv4 octet with a leading zero is ambiguous
 SELECT sp_users.create_anonymous('has space')|23514|invalid email address "has space@anonymous.local" from the fingerprint: it contains white space
 CASES
