@@ -1,7 +1,11 @@
 // The internal helpers that raise the user-facing errors of the SQL functions. They raise from C
 // with the context hidden, so a client sees the message (and SQLSTATE, hint, constraint) and not
 // the stack of internal PL/pgSQL and SQL frames that led there.
-#include "pg/pg_headers.hpp"
+#include "pg/errors.hpp"
+
+extern "C" {
+#include "utils/uuid.h"
+}
 
 using sp::pg::pg_call;
 
@@ -29,6 +33,23 @@ const char* any_arg(FunctionCallInfo fcinfo, int n) {
 
 } // namespace
 
+namespace sp::pg {
+
+void raise_clean(int sqlstate, const char* message, const char* table, const char* constraint, const char* hint) {
+    drop_error_context();
+    ereport(ERROR, (errcode(sqlstate), errmsg("%s", message), hint ? errhint("%s", hint) : 0, constraint ? err_generic_string(PG_DIAG_SCHEMA_NAME, "sp_users") : 0,
+                    constraint ? err_generic_string(PG_DIAG_TABLE_NAME, table) : 0,
+                    constraint ? err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint) : 0));
+    pg_unreachable();
+}
+
+void raise_user_not_found(FunctionCallInfo fcinfo, int arg) {
+    const char* id = PG_ARGISNULL(arg) ? "<NULL>" : DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(arg)));
+    raise_clean(ERRCODE_NO_DATA_FOUND, psprintf("user not found: %s", id));
+}
+
+} // namespace sp::pg
+
 // sp_users._fail(sqlstate text, message text, hint text DEFAULT NULL, constraint_name text DEFAULT NULL)
 SP_FUNCTION(sp_users_fail) {
     pg_call([&] {
@@ -36,12 +57,7 @@ SP_FUNCTION(sp_users_fail) {
         const char* message = text_arg(fcinfo, 1);
         const char* hint = text_arg(fcinfo, 2);
         const char* constraint = text_arg(fcinfo, 3);
-        sp::pg::drop_error_context();
-        ereport(ERROR, (errcode(sqlstate_of(code ? code : "P0001")), errmsg("%s", message ? message : "sp_users error"),
-                        hint ? errhint("%s", hint) : 0,
-                        constraint ? err_generic_string(PG_DIAG_SCHEMA_NAME, "sp_users") : 0,
-                        constraint ? err_generic_string(PG_DIAG_TABLE_NAME, "users") : 0,
-                        constraint ? err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint) : 0));
+        sp::pg::raise_clean(sqlstate_of(code ? code : "P0001"), message ? message : "sp_users error", "users", constraint, hint);
     });
     PG_RETURN_VOID();
 }
@@ -49,19 +65,13 @@ SP_FUNCTION(sp_users_fail) {
 // sp_users._user_not_found(id anyelement): P0002 "user not found: <id>".
 SP_FUNCTION(sp_users_user_not_found) {
     pg_call([&] {
-        const char* id = any_arg(fcinfo, 0);
-        sp::pg::drop_error_context();
-        ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("user not found: %s", id)));
+        sp::pg::raise_clean(ERRCODE_NO_DATA_FOUND, psprintf("user not found: %s", any_arg(fcinfo, 0)));
     });
     PG_RETURN_VOID();
 }
 
 // Raises 22023 with `message` and no context.
-[[noreturn]] static void bad_argument(const char* message) {
-    sp::pg::drop_error_context();
-    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", message)));
-    pg_unreachable();
-}
+[[noreturn]] static void bad_argument(const char* message) { sp::pg::raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, message); }
 
 // sp_users._page_limit(lim integer, arg text DEFAULT 'lim'): the limit capped at 100 (MAX_PAGE_SIZE).
 SP_FUNCTION(sp_users_page_limit) {
@@ -99,9 +109,7 @@ SP_FUNCTION(sp_users_positive_interval) {
         Interval zero{};
         if (DatumGetInt32(DirectFunctionCall2(interval_cmp, value, IntervalPGetDatum(&zero))) <= 0) {
             const char* arg = PG_ARGISNULL(1) ? "interval" : text_to_cstring(PG_GETARG_TEXT_PP(1));
-            sp::pg::drop_error_context();
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("%s must be positive (got %s)", arg, DatumGetCString(DirectFunctionCall1(interval_out, value)))));
+            bad_argument(psprintf("%s must be positive (got %s)", arg, DatumGetCString(DirectFunctionCall1(interval_out, value))));
         }
         result = value;
     });

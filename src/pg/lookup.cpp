@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "pg/address_pg.hpp"
+#include "pg/errors.hpp"
 #include "pg/lookup.hpp"
 #include "pg/pg_headers.hpp"
 
@@ -198,12 +199,7 @@ Datum return_rows(FunctionCallInfo fcinfo, HeapTuple row) {
     return Datum(0);
 }
 
-[[noreturn]] void user_not_found(FunctionCallInfo fcinfo) {
-    const char* id = PG_ARGISNULL(0) ? "<NULL>" : DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(0)));
-    sp::pg::drop_error_context();
-    ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND), errmsg("user not found: %s", id)));
-    pg_unreachable();
-}
+[[noreturn]] void user_not_found(FunctionCallInfo fcinfo) { sp::pg::raise_user_not_found(fcinfo, 0); }
 
 Datum user_column(HeapTuple row, const char* table, const char* name, bool* isnull) {
     Relation rel = open_sp_table(table);
@@ -295,13 +291,11 @@ void ordered_rows(FunctionCallInfo fcinfo, const char* table, const char* index,
 // The limit of a listing: NULL or negative raises 22023 (as _page_limit), at most 100.
 int64 page_limit(FunctionCallInfo fcinfo, int arg) {
     if (PG_ARGISNULL(arg)) {
-        sp::pg::drop_error_context();
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lim must not be NULL")));
+        sp::pg::raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, "lim must not be NULL");
     }
     int32 lim = PG_GETARG_INT32(arg);
     if (lim < 0) {
-        sp::pg::drop_error_context();
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("lim must not be negative (got %d)", lim)));
+        sp::pg::raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("lim must not be negative (got %d)", lim));
     }
     return lim < 100 ? lim : 100;
 }

@@ -1,14 +1,16 @@
 // The request-path writes in C: each runs one kept statement (pg/kept_statement.hpp), the same
 // statement the 0.3.0 PL/pgSQL bodies ran, and raises the same errors without internal context.
+#include "pg/errors.hpp"
 #include "pg/kept_statement.hpp"
 
 extern "C" {
 #include "access/tupconvert.h"
-#include "utils/uuid.h"
 }
 
 using sp::pg::KeptStatement;
 using sp::pg::pg_call;
+using sp::pg::raise_clean;
+using sp::pg::raise_user_not_found;
 using sp::pg::run_kept;
 
 namespace {
@@ -25,14 +27,6 @@ Datum row_datum(FunctionCallInfo fcinfo, uint64 row, MemoryContext upper) {
     Datum d = heap_copy_tuple_as_datum(tuple, declared);
     MemoryContextSwitchTo(spi);
     return d;
-}
-
-[[noreturn]] void fail(int sqlstate, const char* message, const char* constraint) {
-    sp::pg::drop_error_context();
-    ereport(ERROR, (errcode(sqlstate), errmsg("%s", message), constraint ? err_generic_string(PG_DIAG_SCHEMA_NAME, "sp_users") : 0,
-                    constraint ? err_generic_string(PG_DIAG_TABLE_NAME, "users") : 0,
-                    constraint ? err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint) : 0));
-    pg_unreachable();
 }
 
 // Connects SPI, runs body(), disconnects; errors unwind through pg_call (SPI is cleaned up by the
@@ -151,11 +145,11 @@ SP_FUNCTION(sp_users_create_user) {
         if (run_kept(email_taken_statement, fcinfo) > 0) {
             bool isnull;
             Datum email = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-            fail(ERRCODE_UNIQUE_VIOLATION, psprintf("user already exists with email: %s", TextDatumGetCString(email)), "users_email_key");
+            raise_clean(ERRCODE_UNIQUE_VIOLATION, psprintf("user already exists with email: %s", TextDatumGetCString(email)), "users", "users_email_key");
         }
-        fail(ERRCODE_UNIQUE_VIOLATION,
-             psprintf("user already exists with name: %s", PG_ARGISNULL(0) ? "<NULL>" : TextDatumGetCString(PG_GETARG_DATUM(0))),
-             "users_name_key");
+        raise_clean(ERRCODE_UNIQUE_VIOLATION,
+                    psprintf("user already exists with name: %s", PG_ARGISNULL(0) ? "<NULL>" : TextDatumGetCString(PG_GETARG_DATUM(0))),
+                    "users", "users_name_key");
     });
     return result;
 }
@@ -190,8 +184,7 @@ SP_FUNCTION(sp_users_start_session) {
             result = row_datum(fcinfo, 0, upper);
             return;
         }
-        const char* id = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(0)));
-        fail(ERRCODE_NO_DATA_FOUND, psprintf("user not found: %s", id), nullptr);
+        raise_user_not_found(fcinfo, 0);
     });
     return result;
 }
@@ -202,7 +195,7 @@ SP_FUNCTION(sp_users_ban_ip) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
     with_spi([&] {
-        if (PG_ARGISNULL(0)) fail(ERRCODE_INVALID_PARAMETER_VALUE, "ip must not be NULL", nullptr);
+        if (PG_ARGISNULL(0)) raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, "ip must not be NULL");
         if (run_kept(ban_ip_statement, fcinfo) != 1) elog(ERROR, "sp_users.ban_ip: the upsert returned no row");
         result = row_datum(fcinfo, 0, upper);
     });

@@ -1,6 +1,6 @@
 // C++ helpers of the users domain that sit on every INSERT/UPDATE of sp_users.users.
 #include "core/email.hpp"
-#include "pg/pg_headers.hpp"
+#include "pg/errors.hpp"
 
 extern "C" {
 #include "catalog/pg_collation.h"
@@ -53,10 +53,7 @@ namespace {
 // Raises 23514 for a value the CHECK `constraint` on sp_users.users would refuse, naming the rule,
 // with the error fields a constraint violation carries and no internal context.
 [[noreturn]] void check_failed(const char* table, const char* constraint, const char* message) {
-    sp::pg::drop_error_context();
-    ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION), errmsg("%s", message), err_generic_string(PG_DIAG_SCHEMA_NAME, "sp_users"),
-                    err_generic_string(PG_DIAG_TABLE_NAME, table), err_generic_string(PG_DIAG_CONSTRAINT_NAME, constraint)));
-    pg_unreachable();
+    sp::pg::raise_clean(ERRCODE_CHECK_VIOLATION, message, table, constraint);
 }
 [[noreturn]] void users_check_failed(const char* constraint, const char* message) { check_failed("users", constraint, message); }
 
