@@ -67,6 +67,56 @@ void BanSet::Level<Key>::insert(Key key, std::int64_t expires) {
 }
 
 template <class Key>
+void BanSet::Level<Key>::assign(Key key, std::int64_t expires) {
+    const std::size_t n = slots.size();
+    if (n) {
+        for (std::size_t i = slot_of(hash_key(key), n);; i = (i + 1 == n) ? 0 : i + 1) {
+            Slot& s = slots[i];
+            if (s.expires == kEmpty) break;
+            if (s.key == key) {
+                s.expires = expires;
+                return;
+            }
+        }
+    }
+    if ((count + 1) * 4 > n * 3) { // keep the load factor <= 0.75: rehash into twice the room
+        std::vector<Slot> old;
+        old.swap(slots);
+        reserve(2 * (count + 1));
+        for (const Slot& s : old)
+            if (s.expires != kEmpty) insert(s.key, s.expires);
+    }
+    insert(key, expires);
+}
+
+template <class Key>
+bool BanSet::Level<Key>::erase(Key key) noexcept {
+    const std::size_t n = slots.size();
+    if (!n) return false;
+    std::size_t i = slot_of(hash_key(key), n);
+    for (;; i = (i + 1 == n) ? 0 : i + 1) {
+        if (slots[i].expires == kEmpty) return false;
+        if (slots[i].key == key) break;
+    }
+    // Shift later members of the probe run back into the hole when their home slot allows it,
+    // so every remaining key stays reachable from its home without tombstones.
+    for (std::size_t j = (i + 1 == n) ? 0 : i + 1;; j = (j + 1 == n) ? 0 : j + 1) {
+        Slot& s = slots[j];
+        if (s.expires == kEmpty) break;
+        std::size_t home = slot_of(hash_key(s.key), n);
+        // s may move to the hole i when i lies cyclically in [home, j).
+        bool movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            slots[i] = s;
+            i = j;
+        }
+    }
+    slots[i].expires = kEmpty;
+    --count;
+    return true;
+}
+
+template <class Key>
 bool BanSet::Level<Key>::active(Key key, std::int64_t now) const noexcept {
     const std::size_t n = slots.size();
     for (std::size_t i = slot_of(hash_key(key), n);; i = (i + 1 == n) ? 0 : i + 1) {
@@ -154,6 +204,61 @@ bool BanSet::contains(const Address& addr, std::int64_t now) const noexcept {
         if (level.active(mask_key(key, 128, level.prefix), now)) return true;
     }
     return false;
+}
+
+void BanSet::index_levels() noexcept {
+    std::sort(v4_.begin(), v4_.end(), [](const auto& a, const auto& b) { return a.prefix > b.prefix; });
+    std::sort(v6_.begin(), v6_.end(), [](const auto& a, const auto& b) { return a.prefix > b.prefix; });
+    for (int& i : v4_by_prefix_) i = -1;
+    v4_short_ = 0;
+    for (std::size_t k = 0; k < v4_.size(); ++k) {
+        v4_by_prefix_[v4_[k].prefix] = int(k);
+        if (v4_[k].prefix < 16) v4_short_ |= std::uint64_t(1) << v4_[k].prefix;
+    }
+}
+
+void BanSet::assign(const Address& net, std::int64_t expires) {
+    if (expires == kEmpty) expires = kEmpty + 1; // kEmpty marks free slots; already long expired
+    if (net.family == Family::V4) {
+        int p = std::min<int>(net.prefix, 32);
+        std::uint32_t key = mask_key(v4_key(net), 32, p);
+        if (v4_by_prefix_[p] < 0) {
+            v4_.emplace_back();
+            v4_.back().prefix = p;
+            index_levels();
+        }
+        if (v4_presence_.empty()) v4_presence_.assign(std::size_t(1) << 16, 0);
+        auto& level = v4_[std::size_t(v4_by_prefix_[p])];
+        std::size_t before = level.count;
+        level.assign(key, expires);
+        size_ += level.count - before;
+        // Presence bits are only ever set here: a stale bit after an erase costs one probe.
+        if (p >= 16) v4_presence_[key >> 16] |= std::uint32_t(1) << (p - 16);
+        return;
+    }
+    int p = std::min<int>(net.prefix, 128);
+    U128 key = mask_key(v6_key(net), 128, p);
+    auto it = std::find_if(v6_.begin(), v6_.end(), [p](const auto& l) { return l.prefix == p; });
+    if (it == v6_.end()) {
+        v6_.emplace_back();
+        v6_.back().prefix = p;
+        index_levels();
+        it = std::find_if(v6_.begin(), v6_.end(), [p](const auto& l) { return l.prefix == p; });
+    }
+    std::size_t before = it->count;
+    it->assign(key, expires);
+    size_ += it->count - before;
+}
+
+void BanSet::erase(const Address& net) noexcept {
+    if (net.family == Family::V4) {
+        int p = std::min<int>(net.prefix, 32);
+        if (v4_by_prefix_[p] >= 0 && v4_[std::size_t(v4_by_prefix_[p])].erase(mask_key(v4_key(net), 32, p))) --size_;
+        return;
+    }
+    int p = std::min<int>(net.prefix, 128);
+    for (auto& l : v6_)
+        if (l.prefix == p && l.erase(mask_key(v6_key(net), 128, p))) --size_;
 }
 
 std::size_t BanSet::memory_bytes() const noexcept {

@@ -33,6 +33,12 @@ public:
     // forward in a backend). Duplicate keys keep the later expiry. Throws std::bad_alloc.
     void build(const BanEntry* entries, std::size_t n, std::int64_t now);
 
+    // Incremental changes, for a set that follows a table row by row: the ban on exactly `net`
+    // (masked to its prefix) now expires at `expires` (replacing what was there), or is gone.
+    // Cost: one hash probe, a rehash of one level when it fills up. Throws std::bad_alloc.
+    void assign(const Address& net, std::int64_t expires);
+    void erase(const Address& net) noexcept;
+
     // True when an entry active at `now` equals `addr` or contains it.
     bool contains(const Address& addr, std::int64_t now) const noexcept;
 
@@ -57,8 +63,12 @@ private:
 
         void reserve(std::size_t n);
         void insert(Key key, std::int64_t expires);
+        void assign(Key key, std::int64_t expires); // grows the table when needed
+        bool erase(Key key) noexcept;               // backward-shift deletion: no tombstones
         bool active(Key key, std::int64_t now) const noexcept;
     };
+
+    void index_levels() noexcept;
 
     std::vector<Level<std::uint32_t>> v4_;     // by prefix, longest first
     int v4_by_prefix_[33] = {};                // index into v4_, or -1 (set by the constructor)

@@ -60,13 +60,48 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     r.take(&built_at, 1);
     sp::core::BanSet set;
     set.build(bans.data(), bans.size(), built_at);
-    sp::core::Address probe;
-    std::uint8_t now_off;
-    while (read_address(r, probe) && r.take(&now_off, 1)) {
-        std::int64_t now = std::int64_t(built_at) + now_off;
-        bool expected = false;
-        for (const auto& b : bans) expected = expected || (b.expires_at > now && covers(b.net, probe));
-        if (set.contains(probe, now) != expected) std::abort();
+
+    // The model: one expiry per network (a build keeps the later of duplicates).
+    std::vector<sp::core::BanEntry> model;
+    auto find = [&](const sp::core::Address& net) {
+        for (auto it = model.begin(); it != model.end(); ++it)
+            if (it->net == net) return it;
+        return model.end();
+    };
+    for (const auto& b : bans) {
+        if (b.expires_at <= built_at) continue;
+        auto it = find(b.net);
+        if (it == model.end()) model.push_back(b);
+        else if (b.expires_at > it->expires_at) it->expires_at = b.expires_at;
     }
+
+    // Then a mix of changes (as a table feeds them) and probes.
+    sp::core::Address addr;
+    std::uint8_t op, arg;
+    while (r.take(&op, 1) && read_address(r, addr) && r.take(&arg, 1)) {
+        switch (op % 3) {
+        case 0: { // the row for addr now expires at arg
+            std::int64_t exp = arg == 255 ? sp::core::kNeverExpires : std::int64_t(arg);
+            set.assign(addr, exp);
+            auto it = find(addr);
+            if (it == model.end()) model.push_back({addr, exp});
+            else it->expires_at = exp;
+            break;
+        }
+        case 1: { // the row for addr is gone
+            set.erase(addr);
+            auto it = find(addr);
+            if (it != model.end()) model.erase(it);
+            break;
+        }
+        default: {
+            std::int64_t now = std::int64_t(built_at) + arg;
+            bool expected = false;
+            for (const auto& b : model) expected = expected || (b.expires_at > now && covers(b.net, addr));
+            if (set.contains(addr, now) != expected) std::abort();
+        }
+        }
+    }
+    if (set.size() != model.size()) std::abort();
     return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -144,6 +145,79 @@ TEST(BanSet, AgreesWithBruteForce) {
             ASSERT_EQ(set.contains(probe, now), expected) << "round " << round << " probe " << q;
         }
     }
+}
+
+// A set that follows a table change by change agrees with a rebuild from the same rows and with
+// brute force, through growth, level creation and deletions inside probe runs.
+TEST(BanSet, IncrementalChangesAgreeWithRebuild) {
+    std::mt19937_64 rng(777);
+    auto rand_addr = [&](bool v4, int prefix) {
+        Address a;
+        a.family = v4 ? Family::V4 : Family::V6;
+        a.prefix = v4 ? 32 : 128;
+        if (v4) {
+            std::uint32_t v = std::uint32_t(rng()) & 0x0f0f030f;
+            for (int i = 0; i < 4; ++i) a.bytes[i] = std::uint8_t(v >> (24 - 8 * i));
+        } else {
+            a.bytes[0] = 0x20;
+            for (int i = 1; i < 16; ++i) a.bytes[i] = std::uint8_t(rng() & 0x01);
+        }
+        return mask_to(a, prefix);
+    };
+    auto covers = [](const Address& net, const Address& addr) {
+        if (net.family != addr.family || net.prefix > addr.prefix) return false;
+        return mask_to(addr, net.prefix) == net;
+    };
+    std::vector<BanEntry> rows; // the "table": one row per network
+    BanSet set;                 // starts empty and follows every change
+    for (int step = 0; step < 20000; ++step) {
+        bool v4 = rng() % 4 != 0;
+        int prefix = rng() % 3 ? (v4 ? 32 : 128) : (v4 ? int(rng() % 33) : int(rng() % 129));
+        Address net = rand_addr(v4, prefix);
+        auto it = std::find_if(rows.begin(), rows.end(), [&](const BanEntry& e) { return e.net == net; });
+        if (rng() % 3 == 0) {
+            set.erase(net);
+            if (it != rows.end()) rows.erase(it);
+        } else {
+            std::int64_t exp = rng() % 5 == 0 ? kNeverExpires : std::int64_t(rng() % 1000);
+            set.assign(net, exp);
+            if (it == rows.end()) rows.push_back(BanEntry{net, exp});
+            else it->expires_at = exp;
+        }
+        ASSERT_EQ(set.size(), rows.size()) << "step " << step;
+        if (step % 500 != 499) continue;
+        BanSet rebuilt;
+        rebuilt.build(rows.data(), rows.size(), 0);
+        for (int q = 0; q < 500; ++q) {
+            bool qv4 = rng() % 4 != 0;
+            Address probe = rand_addr(qv4, qv4 ? (rng() % 4 ? 32 : int(rng() % 33)) : (rng() % 4 ? 128 : int(rng() % 129)));
+            std::int64_t now = std::int64_t(rng() % 1000);
+            bool expected = false;
+            for (const auto& b : rows) expected = expected || (b.expires_at > now && covers(b.net, probe));
+            ASSERT_EQ(set.contains(probe, now), expected) << "step " << step << " probe " << q;
+            ASSERT_EQ(rebuilt.contains(probe, now), expected);
+        }
+    }
+    // Everything erased: empty again, and still usable.
+    for (const auto& r : rows) set.erase(r.net);
+    EXPECT_EQ(set.size(), 0u);
+    EXPECT_FALSE(set.contains(A("1.2.3.4"), 0));
+    set.assign(A("1.2.3.0/24"), kNeverExpires);
+    EXPECT_TRUE(set.contains(A("1.2.3.4"), 0));
+}
+
+TEST(BanSet, AssignReplacesExpiryAndEraseUnbans) {
+    BanSet set;
+    set.assign(A("10.0.0.0/8"), 100);
+    EXPECT_TRUE(set.contains(A("10.1.2.3"), 50));
+    set.assign(A("10.0.0.0/8"), 40); // a shorter ban replaces, unlike a build's duplicates
+    EXPECT_FALSE(set.contains(A("10.1.2.3"), 50));
+    set.assign(A("2001:db8::/32"), kNeverExpires);
+    EXPECT_TRUE(set.contains(A("2001:db8::1"), 0));
+    set.erase(A("2001:db8::/32"));
+    EXPECT_FALSE(set.contains(A("2001:db8::1"), 0));
+    set.erase(A("192.0.2.1")); // absent: nothing happens
+    EXPECT_EQ(set.size(), 1u);
 }
 
 TEST(BanSet, MemoryIsCompact) {
