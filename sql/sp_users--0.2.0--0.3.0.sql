@@ -420,7 +420,17 @@ $upgrade$;
 -- <<< functions
 
 ALTER FUNCTION sp_users.is_banned(text) PARALLEL SAFE;
-ALTER FUNCTION sp_users.ban_cache_info() PARALLEL RESTRICTED;
+-- Two more columns (issue 13: incremental refreshes): a new OUT list needs a new function.
+DROP FUNCTION sp_users.ban_cache_info();
+CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
+                                        OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint,
+                                        OUT refreshes bigint, OUT changes_applied bigint)
+AS 'MODULE_PATHNAME', 'sp_users_ban_cache_info'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION sp_users.ban_cache_info() IS
+'The calling backend''s ban set: active entries it holds, bytes it takes, how often it was rebuilt in full and the last rebuild''s duration, whether it is valid right now, how many calls were answered by an index lookup instead (in a transaction that changed bans itself; with a pre-0.3.0 schema, after a change), and how many incremental refreshes through the change log brought it forward, re-reading how many networks.';
+REVOKE ALL ON FUNCTION sp_users.ban_cache_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sp_users.ban_cache_info() TO sp_users_admin, sp_users_readonly;
 
 CREATE OR REPLACE FUNCTION sp_users._count_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER -- whoever may truncate users, only the owner writes the counters
@@ -524,6 +534,48 @@ $$;
 COMMENT ON FUNCTION sp_users._cleanup_anonymous_batch(integer, integer) IS
 'Internal: deletes up to batch_size old anonymous users without an active session, race-safe against concurrent session starts.';
 
+-- ==== Incremental ban sets (issue 13): the change log, its triggers. Same text as
+-- sql/install/10_tables.sql.
+-- The ban change log: one row per network a statement on banned_ips touched, written by the
+-- triggers below inside the changing transaction (so it commits, rolls back and replicates with
+-- the change). A backend brings its ban set forward by re-reading only the networks logged by
+-- transactions its set's snapshot did not yet see (docs/ban-cache.md). ip_address NULL: anything
+-- may have changed (TRUNCATE), rebuild. Writers prune rows older than one to two minutes.
+CREATE TABLE sp_users.ban_changes (
+    xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    ip_address  inet
+);
+CREATE INDEX ban_changes_xid_idx ON sp_users.ban_changes (xid);
+COMMENT ON TABLE sp_users.ban_changes IS 'Internal: networks changed in banned_ips, with the changing transaction (top-level xid). Written only by the banned_ips triggers; read by every backend''s ban set; pruned after one to two minutes.';
+
+CREATE TABLE sp_users.ban_changes_horizon (
+    singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    pruned_below      xid8 NOT NULL,
+    prune_next_below  xid8 NOT NULL,
+    pruned_at         timestamptz NOT NULL
+);
+COMMENT ON TABLE sp_users.ban_changes_horizon IS 'Internal: ban_changes rows of transactions below pruned_below may be gone; a ban set whose snapshot is older rebuilds. The next prune removes rows below prune_next_below (a snapshot xmin taken at the last prune).';
+INSERT INTO sp_users.ban_changes_horizon
+VALUES (true, '0'::xid8, pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()), pg_catalog.now());
+REVOKE ALL ON sp_users.ban_changes, sp_users.ban_changes_horizon FROM PUBLIC;
+GRANT SELECT, REFERENCES ON sp_users.ban_changes, sp_users.ban_changes_horizon TO sp_users_admin;
+COMMENT ON FUNCTION sp_users._ban_set_invalidate() IS 'Trigger: logs the networks a statement changed in sp_users.ban_changes and queues a transactional invalidation of every backend''s ban set (delivered at commit, replayed on standbys), which then re-reads only those networks. TRUNCATE logs a full rebuild.';
+DROP TRIGGER banned_ips_invalidate ON sp_users.banned_ips;
+CREATE TRIGGER banned_ips_log_insert AFTER INSERT ON sp_users.banned_ips REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+CREATE TRIGGER banned_ips_log_update AFTER UPDATE ON sp_users.banned_ips REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+CREATE TRIGGER banned_ips_log_delete AFTER DELETE ON sp_users.banned_ips REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+CREATE TRIGGER banned_ips_invalidate AFTER TRUNCATE ON sp_users.banned_ips
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+-- A logical replica applies changes with session_replication_role = replica: log them there too.
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_insert;
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_update;
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_delete;
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_invalidate;
+
+
 CREATE FUNCTION sp_users._restrict_internals() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -540,10 +592,11 @@ BEGIN
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, sp_users_admin, sp_users_app, sp_users_readonly', f);
     END LOOP;
     REVOKE TRIGGER ON ALL TABLES IN SCHEMA sp_users FROM sp_users_admin, sp_users_app, sp_users_readonly;
-    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON sp_users.user_counts, sp_users.user_count_deltas FROM sp_users_admin;
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON sp_users.user_counts, sp_users.user_count_deltas,
+        sp_users.ban_changes, sp_users.ban_changes_horizon FROM sp_users_admin;
 END
 $$;
-COMMENT ON FUNCTION sp_users._restrict_internals() IS 'Internal (install and upgrade): revokes EXECUTE on internal functions from every sp_users role except those a direct write (_roles_valid, the CHECK on roles) or run_anonymous_cleanup needs, TRIGGER on every table, and writes to the derived counter tables.';
+COMMENT ON FUNCTION sp_users._restrict_internals() IS 'Internal (install and upgrade): revokes EXECUTE on internal functions from every sp_users role except those a direct write (_roles_valid, the CHECK on roles) or run_anonymous_cleanup needs, TRIGGER on every table, and writes to the derived counter tables and the ban change log.';
 
 SELECT sp_users._restrict_internals();
 
@@ -566,6 +619,7 @@ CREATE SEQUENCE sp_users.ban_set_signal;
 COMMENT ON SEQUENCE sp_users.ban_set_signal IS 'Not a counter: the relation whose relcache invalidation tells every backend (and standby) that sp_users.banned_ips changed, so their ban sets follow. Never read or advanced.';
 REVOKE ALL ON SEQUENCE sp_users.ban_set_signal FROM PUBLIC;
 GRANT ALL ON SEQUENCE sp_users.ban_set_signal TO sp_users_admin;
+
 
 -- ==== pg_cron for operators (issue 14): cleanup_status() for administrators, a warning when
 -- scheduled runs cannot connect, 0A000 when cron.database_name is set but pg_cron is not loaded,

@@ -132,6 +132,28 @@ CREATE TRIGGER users_revoke_sessions_on_delete AFTER UPDATE OF status ON sp_user
     FOR EACH ROW WHEN (NEW.status = 'deleted' AND OLD.status IS DISTINCT FROM 'deleted')
     EXECUTE FUNCTION sp_users._revoke_sessions_of_deleted();
 
+-- The ban change log: one row per network a statement on banned_ips touched, written by the
+-- triggers below inside the changing transaction (so it commits, rolls back and replicates with
+-- the change). A backend brings its ban set forward by re-reading only the networks logged by
+-- transactions its set's snapshot did not yet see (docs/ban-cache.md). ip_address NULL: anything
+-- may have changed (TRUNCATE), rebuild. Writers prune rows older than one to two minutes.
+CREATE TABLE sp_users.ban_changes (
+    xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    ip_address  inet
+);
+CREATE INDEX ban_changes_xid_idx ON sp_users.ban_changes (xid);
+COMMENT ON TABLE sp_users.ban_changes IS 'Internal: networks changed in banned_ips, with the changing transaction (top-level xid). Written only by the banned_ips triggers; read by every backend''s ban set; pruned after one to two minutes.';
+
+CREATE TABLE sp_users.ban_changes_horizon (
+    singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    pruned_below      xid8 NOT NULL,
+    prune_next_below  xid8 NOT NULL,
+    pruned_at         timestamptz NOT NULL
+);
+COMMENT ON TABLE sp_users.ban_changes_horizon IS 'Internal: ban_changes rows of transactions below pruned_below may be gone; a ban set whose snapshot is older rebuilds. The next prune removes rows below prune_next_below (a snapshot xmin taken at the last prune).';
+INSERT INTO sp_users.ban_changes_horizon
+VALUES (true, '0'::xid8, pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()), pg_catalog.now());
+
 -- Every change to banned_ips (functions, plain DML, TRUNCATE) invalidates the ban caches, through
 -- the relcache entry of this sequence: a relation no plan references, so a ban does not
 -- invalidate every cached plan over banned_ips in every backend. It is never used as a sequence.
@@ -141,6 +163,17 @@ COMMENT ON SEQUENCE sp_users.ban_set_signal IS 'Not a counter: the relation whos
 CREATE FUNCTION sp_users._ban_set_invalidate() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_ban_set_invalidate'
 LANGUAGE C;
-COMMENT ON FUNCTION sp_users._ban_set_invalidate() IS 'Trigger: queues a transactional invalidation of every backend''s ban cache (delivered at commit, replayed on standbys).';
-CREATE TRIGGER banned_ips_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sp_users.banned_ips
+COMMENT ON FUNCTION sp_users._ban_set_invalidate() IS 'Trigger: logs the networks a statement changed in sp_users.ban_changes and queues a transactional invalidation of every backend''s ban set (delivered at commit, replayed on standbys), which then re-reads only those networks. TRUNCATE logs a full rebuild.';
+CREATE TRIGGER banned_ips_log_insert AFTER INSERT ON sp_users.banned_ips REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+CREATE TRIGGER banned_ips_log_update AFTER UPDATE ON sp_users.banned_ips REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+CREATE TRIGGER banned_ips_log_delete AFTER DELETE ON sp_users.banned_ips REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+CREATE TRIGGER banned_ips_invalidate AFTER TRUNCATE ON sp_users.banned_ips
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
+-- A logical replica applies changes with session_replication_role = replica: log them there too.
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_insert;
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_update;
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_delete;
+ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_invalidate;

@@ -14,11 +14,12 @@ COMMENT ON FUNCTION sp_users._escalated_duration(interval, bigint) IS
 'Internal: duration x 2^previous_bans, capped at 365 days (overflow-safe); a duration already longer than the cap is kept as is.';
 
 CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
-                                        OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint)
+                                        OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint,
+                                        OUT refreshes bigint, OUT changes_applied bigint)
 AS 'MODULE_PATHNAME', 'sp_users_ban_cache_info'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION sp_users.ban_cache_info() IS
-'The calling backend''s ban set: active entries it holds, bytes it takes, how often it was rebuilt and the last rebuild''s duration, whether it is currently valid, and how many calls were answered by an index lookup while it was not (after a change, until the lookups have cost as much as a rebuild).';
+'The calling backend''s ban set: active entries it holds, bytes it takes, how often it was rebuilt in full and the last rebuild''s duration, whether it is valid right now, how many calls were answered by an index lookup instead (in a transaction that changed bans itself; with a pre-0.3.0 schema, after a change), and how many incremental refreshes through the change log brought it forward, re-reading how many networks.';
 
 CREATE FUNCTION sp_users.ban_ip(ip text, reason text, duration interval, ban_source text DEFAULT 'manual',
                                 source_fingerprint text DEFAULT NULL, offense_path text DEFAULT NULL,

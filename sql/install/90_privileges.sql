@@ -32,10 +32,11 @@ BEGIN
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, sp_users_admin, sp_users_app, sp_users_readonly', f);
     END LOOP;
     REVOKE TRIGGER ON ALL TABLES IN SCHEMA sp_users FROM sp_users_admin, sp_users_app, sp_users_readonly;
-    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON sp_users.user_counts, sp_users.user_count_deltas FROM sp_users_admin;
+    REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON sp_users.user_counts, sp_users.user_count_deltas,
+        sp_users.ban_changes, sp_users.ban_changes_horizon FROM sp_users_admin;
 END
 $$;
-COMMENT ON FUNCTION sp_users._restrict_internals() IS 'Internal (install and upgrade): revokes EXECUTE on internal functions from every sp_users role except those a direct write (_roles_valid, the CHECK on roles) or run_anonymous_cleanup needs, TRIGGER on every table, and writes to the derived counter tables.';
+COMMENT ON FUNCTION sp_users._restrict_internals() IS 'Internal (install and upgrade): revokes EXECUTE on internal functions from every sp_users role except those a direct write (_roles_valid, the CHECK on roles) or run_anonymous_cleanup needs, TRIGGER on every table, and writes to the derived counter tables and the ban change log.';
 
 REVOKE ALL ON SCHEMA sp_users FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA sp_users FROM PUBLIC;

@@ -1,22 +1,40 @@
-// The ban set cache. Exactness argument (see docs/ban-cache.md):
-//  * every change to sp_users.banned_ips fires a statement trigger that queues a relcache
-//    invalidation for the sequence sp_users.ban_set_signal (a relation no plan references, so
-//    plans over banned_ips stay valid; with a 0.1.0/0.2.0 schema, for the table itself);
-//    PostgreSQL delivers it to every backend at commit (to none on abort), to the changing
-//    backend at its next command, and replays it on hot standbys;
+// The ban set cache. Exactness argument (docs/ban-cache.md):
+//  * every statement that changes sp_users.banned_ips logs the networks it touched in
+//    sp_users.ban_changes (with its top-level xid) and queues a relcache invalidation for the
+//    sequence sp_users.ban_set_signal (a relation no plan references, so plans over banned_ips stay
+//    valid); PostgreSQL delivers it to every backend at commit (to none on abort), to the changing
+//    backend at its next command, and replays both on hot standbys;
 //  * each lookup first drains pending invalidations (a lock-free flag check when none are queued);
-//  * the set is rebuilt from the newest snapshot (read committed) or from the transaction snapshot
-//    (repeatable read / serializable, and then only trusted inside that transaction), so it shows
-//    exactly what a plain SELECT in the same place would; inside a parallel query (leader or
-//    worker, where no new snapshot may be taken) from the query's own snapshot, and then trusted
-//    only while that snapshot is the active one;
-//  * after an invalidation, calls are answered by an index lookup under the same snapshot rules
-//    until the time they took equals the last rebuild's (ski rental): a small set is rebuilt at
-//    once, a large one under constant churn is not rebuilt on every change.
+//  * the set shows banned_ips as of one snapshot, the one a plain SELECT here would use: the newest
+//    (read committed) or the transaction's (repeatable read / serializable, then trusted only inside
+//    that transaction). To move it to a newer snapshot S, the backend reads the log rows visible in
+//    S of the transactions the set's snapshot did not show (xid >= its xmax, or in its running list,
+//    or its own) and re-reads only those networks in S: a change costs work proportional to what
+//    changed. Every change to a network logs it in the same transaction, so networks not logged
+//    are the same in both snapshots. A full rebuild happens only on first use, after TRUNCATE,
+//    when the log was pruned past the set's snapshot, or when the table was replaced;
+//  * a transaction that changed bans itself answers by an index lookup until it ends (its own
+//    uncommitted changes may still roll back to a savepoint);
+//  * inside a parallel query (leader or worker, where no new snapshot may be taken) the set is built
+//    from the query's own snapshot and trusted only while that snapshot is the active one.
 #include "pg/ban_cache.hpp"
 
 #include "pg/address_pg.hpp"
+#include "pg/kept_statement.hpp"
 #include "pg/pg_headers.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "utils/array.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+}
+
+#include <vector>
 
 namespace sp::pg::ban_cache {
 
@@ -44,19 +62,40 @@ SnapshotKey key_of(Snapshot snap) noexcept {
 // the active one.
 enum class Scope { Latest, Transaction, ActiveSnapshot };
 
+// The relations behind the set, looked up by name once and again after DDL on any of them. The log
+// relations are absent in a 0.1.0 / 0.2.0 schema: then every change means a full rebuild.
+struct Catalog {
+    Oid table = InvalidOid, signal = InvalidOid, pkey = InvalidOid;
+    Oid log = InvalidOid, log_xid_idx = InvalidOid, horizon = InvalidOid;
+    Oid owner = InvalidOid;
+    AttrNumber expires_att = InvalidAttrNumber;
+    bool incremental() const noexcept { return OidIsValid(log) && OidIsValid(log_xid_idx) && OidIsValid(horizon) && OidIsValid(pkey); }
+};
+
+// What the set's snapshot did not show yet, as full xids: the next refresh reads the log rows of
+// exactly these transactions (xid >= xmax, or in `unseen`). `lowest` is the oldest of them, which
+// the log must still hold.
+struct Base {
+    bool known = false;
+    uint64 xmax = 0, lowest = 0;
+    std::vector<uint64> unseen; // running at the snapshot (xip and subxip), and our own top xid
+};
+
 struct State {
     sp::core::BanSet set;
-    Oid table_oid = InvalidOid;
-    Oid signal_oid = InvalidOid;           // sp_users.ban_set_signal, when the schema has it
-    bool valid = false;
+    Catalog cat;
+    Oid built_from = InvalidOid;            // banned_ips the set was built from
+    bool valid = false;                     // no invalidation since the set's snapshot
     Scope scope = Scope::Latest;
     SnapshotKey built_snapshot;
     LocalTransactionId built_lxid = InvalidLocalTransactionId;
-    unsigned long invalidations = 0;       // bumped by the callback; detects one during a rebuild
-    long rebuilds = 0;
+    Base base;
+    LocalTransactionId own_change_lxid = InvalidLocalTransactionId;
+    unsigned long invalidations = 0;        // bumped by the callback; detects one during a refresh
+    long rebuilds = 0, refreshes = 0, changes_applied = 0;
     double last_rebuild_ms = 0;
-    bool budget_armed = false;             // a fallback budget was granted since the last rebuild
-    double fallback_budget_ms = 0;         // fallback time left before the next rebuild
+    bool budget_armed = false;              // schemas without the log: fallback budget granted
+    double fallback_budget_ms = 0;          // fallback time left before the next rebuild
     long fallback_lookups = 0;
     SPIPlanPtr fallback_plan = nullptr;
 };
@@ -68,35 +107,38 @@ State& state() noexcept {
 
 void on_relcache_invalidation(Datum, Oid relid) {
     State& s = state();
-    if (relid == InvalidOid || relid == s.table_oid || (OidIsValid(s.signal_oid) && relid == s.signal_oid)) {
+    const Catalog& c = s.cat;
+    bool ours = relid == InvalidOid || relid == c.table || relid == c.pkey || relid == c.log ||
+                relid == c.log_xid_idx || relid == c.horizon;
+    if (ours || (OidIsValid(c.signal) && relid == c.signal)) {
         s.valid = false;
-        s.table_oid = InvalidOid; // the table may have been dropped; look it up again
-        s.signal_oid = InvalidOid;
         ++s.invalidations;
     }
+    if (ours) s.cat = Catalog{}; // DDL, or a dropped table: look the relations up again
 }
 
-struct Loaded {
-    sp::core::BanEntry* entries;
-    std::size_t count;
-    TimestampTz now;
-    MemoryContext context;
-};
-
-// PostgreSQL side: the table's oid (remembered for the callback) and its owner.
-Oid resolve_table(State& s, Oid* owner) {
+// PostgreSQL side: the relations by name (syscache lookups), remembered until DDL on them.
+const Catalog& resolve(State& s) {
+    if (OidIsValid(s.cat.table)) return s.cat;
     Oid nsp = get_namespace_oid("sp_users", true);
     Oid rel = OidIsValid(nsp) ? get_relname_relid("banned_ips", nsp) : InvalidOid;
     if (!OidIsValid(rel))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.banned_ips does not exist"),
                         errhint("Run CREATE EXTENSION sp_users in this database.")));
-    s.table_oid = rel;
-    s.signal_oid = get_relname_relid("ban_set_signal", nsp);
+    Catalog c;
+    c.table = rel;
+    c.signal = get_relname_relid("ban_set_signal", nsp);
+    c.pkey = get_relname_relid("banned_ips_pkey", nsp);
+    c.log = get_relname_relid("ban_changes", nsp);
+    c.log_xid_idx = get_relname_relid("ban_changes_xid_idx", nsp);
+    c.horizon = get_relname_relid("ban_changes_horizon", nsp);
+    c.expires_att = get_attnum(rel, "expires_at");
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
-    *owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+    c.owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
     ReleaseSysCache(tup);
-    return rel;
+    s.cat = c;
+    return s.cat;
 }
 
 // The snapshot a plain SELECT here would use for our purpose: the newest one in read committed
@@ -112,24 +154,69 @@ Snapshot lookup_snapshot(Scope* scope) {
 }
 
 bool set_usable(const State& s) {
-    if (!s.valid) return false;
+    if (s.built_from == InvalidOid) return false;
     switch (s.scope) {
-    case Scope::Latest: return true;
-    case Scope::Transaction: return s.built_lxid == MyProc->lxid;
+    case Scope::Latest: return s.valid;
+    // The transaction's snapshot never changes: commits after it do not concern this transaction.
+    case Scope::Transaction: return s.valid || s.built_lxid == MyProc->lxid;
     case Scope::ActiveSnapshot:
         return s.built_lxid == MyProc->lxid && ActiveSnapshotSet() && key_of(GetActiveSnapshot()) == s.built_snapshot;
     }
     return false;
 }
 
-// PostgreSQL side of the fallback: one index lookup (primary key or GiST >>=) as the table owner.
-bool lookup_by_index(State& s, const sp::core::Address& addr, TimestampTz now) {
-    Oid owner;
-    resolve_table(s, &owner);
+// A 32-bit xid of a live snapshot as a full xid: it lies less than 2^31 behind the next xid.
+uint64 widen(TransactionId xid, FullTransactionId next) {
+    uint64 epoch = EpochFromFullTransactionId(next);
+    if (xid > XidFromFullTransactionId(next)) --epoch;
+    return (epoch << 32) | xid;
+}
+
+// PostgreSQL side of Base: the snapshot's unseen transactions, into palloc'd memory.
+struct RawBase {
+    uint64 xmax;
+    uint64* unseen;
+    int count;
+};
+RawBase raw_base_of(Snapshot snap) {
+    FullTransactionId next = ReadNextFullTransactionId();
+    RawBase b{widen(snap->xmax, next), nullptr, 0};
+    int cap = int(snap->xcnt) + (snap->subxcnt > 0 ? snap->subxcnt : 0) + 1;
+    b.unseen = static_cast<uint64*>(palloc(sizeof(uint64) * std::size_t(cap)));
+    for (uint32 i = 0; i < snap->xcnt; ++i) b.unseen[b.count++] = widen(snap->xip[i], next);
+    // Hot standby snapshots list every running xid in subxip.
+    for (int32 i = 0; i < snap->subxcnt; ++i) b.unseen[b.count++] = widen(snap->subxip[i], next);
+    FullTransactionId own = GetTopFullTransactionIdIfAny();
+    if (FullTransactionIdIsValid(own)) b.unseen[b.count++] = U64FromFullTransactionId(own);
+    return b;
+}
+
+void adopt_base(Base& base, const RawBase& raw) {
+    base.known = false;
+    base.unseen.assign(raw.unseen, raw.unseen + raw.count);
+    base.xmax = raw.xmax;
+    base.lowest = raw.xmax;
+    for (uint64 x : base.unseen) base.lowest = x < base.lowest ? x : base.lowest;
+    base.known = true;
+}
+
+// Runs as the table owner, so callers need no privilege on banned_ips or the log.
+struct AsOwner {
     Oid saved_user;
     int saved_sec;
-    GetUserIdAndSecContext(&saved_user, &saved_sec);
-    SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+};
+AsOwner become_owner(const Catalog& c) {
+    AsOwner a;
+    GetUserIdAndSecContext(&a.saved_user, &a.saved_sec);
+    SetUserIdAndSecContext(c.owner, a.saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    return a;
+}
+void restore_user(const AsOwner& a) { SetUserIdAndSecContext(a.saved_user, a.saved_sec); }
+
+// PostgreSQL side of the fallback: one index lookup (primary key or GiST >>=) as the table owner.
+bool lookup_by_index(State& s, const sp::core::Address& addr, TimestampTz now) {
+    const Catalog& c = resolve(s);
+    AsOwner who = become_owner(c);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     if (s.fallback_plan == nullptr) {
         Oid types[2] = {INETOID, TIMESTAMPTZOID};
@@ -148,31 +235,51 @@ bool lookup_by_index(State& s, const sp::core::Address& addr, TimestampTz now) {
     bool isnull = false;
     bool banned = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     SPI_finish();
-    SetUserIdAndSecContext(saved_user, saved_sec);
+    restore_user(who);
     return banned;
+}
+
+struct Loaded {
+    sp::core::BanEntry* entries;
+    bool* present;        // for a refresh: whether the network still has a row
+    std::size_t count;
+    std::size_t capacity;
+    TimestampTz now;
+    MemoryContext context;
+    RawBase base;
+    Scope scope;
+    SnapshotKey snapshot;
+    bool need_rebuild;    // a refresh found TRUNCATE logged or the log pruned past the base
+};
+
+void loaded_init(Loaded& out, bool with_present) {
+    out.context = AllocSetContextCreate(CurrentMemoryContext, "sp_users ban load", ALLOCSET_DEFAULT_SIZES);
+    out.capacity = 1024;
+    out.count = 0;
+    out.entries = static_cast<sp::core::BanEntry*>(MemoryContextAllocHuge(out.context, out.capacity * sizeof(sp::core::BanEntry)));
+    out.present = with_present ? static_cast<bool*>(MemoryContextAllocHuge(out.context, out.capacity)) : nullptr;
+    out.now = GetCurrentTransactionStartTimestamp();
+    out.need_rebuild = false;
+}
+
+void loaded_reserve(Loaded& out, std::size_t more) {
+    if (out.count + more <= out.capacity) return;
+    while (out.count + more > out.capacity) out.capacity *= 2;
+    out.entries = static_cast<sp::core::BanEntry*>(repalloc_huge(out.entries, out.capacity * sizeof(sp::core::BanEntry)));
+    if (out.present) out.present = static_cast<bool*>(repalloc_huge(out.present, out.capacity));
 }
 
 // PostgreSQL side of a rebuild: read every ban not yet expired at now() into a palloc'd array.
 void load_rows(State& s, Loaded& out) {
-    Oid owner;
-    resolve_table(s, &owner);
-
-    out.context = AllocSetContextCreate(CurrentMemoryContext, "sp_users ban load", ALLOCSET_DEFAULT_SIZES);
-    std::size_t capacity = 1024;
-    out.entries = static_cast<sp::core::BanEntry*>(MemoryContextAllocHuge(out.context, capacity * sizeof(sp::core::BanEntry)));
-    out.count = 0;
-    out.now = GetCurrentTransactionStartTimestamp();
-
-    // Read as the table owner so callers need no privilege on banned_ips itself.
-    Oid saved_user;
-    int saved_sec;
-    GetUserIdAndSecContext(&saved_user, &saved_sec);
-    SetUserIdAndSecContext(owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-
+    const Catalog& c = resolve(s);
+    loaded_init(out, false);
+    out.base.count = -1;
+    AsOwner who = become_owner(c);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    Snapshot snap = lookup_snapshot(&s.scope);
-    s.built_snapshot = key_of(snap);
+    Snapshot snap = lookup_snapshot(&out.scope);
     PushActiveSnapshot(snap);
+    out.snapshot = key_of(GetActiveSnapshot());
+    if (c.incremental()) out.base = raw_base_of(GetActiveSnapshot());
 
     Oid argtypes[1] = {TIMESTAMPTZOID};
     Datum values[1] = {TimestampTzGetDatum(out.now)};
@@ -185,10 +292,7 @@ void load_rows(State& s, Loaded& out) {
         CHECK_FOR_INTERRUPTS();
         SPI_cursor_fetch(portal, true, 10000);
         if (SPI_processed == 0) break;
-        if (out.count + SPI_processed > capacity) {
-            while (out.count + SPI_processed > capacity) capacity *= 2;
-            out.entries = static_cast<sp::core::BanEntry*>(repalloc_huge(out.entries, capacity * sizeof(sp::core::BanEntry)));
-        }
+        loaded_reserve(out, SPI_processed);
         for (uint64 i = 0; i < SPI_processed; ++i) {
             HeapTuple row = SPI_tuptable->vals[i];
             bool isnull = false;
@@ -204,7 +308,151 @@ void load_rows(State& s, Loaded& out) {
     SPI_cursor_close(portal);
     PopActiveSnapshot();
     SPI_finish();
-    SetUserIdAndSecContext(saved_user, saved_sec);
+    restore_user(who);
+}
+
+// One network's row in banned_ips under the active snapshot, through the primary key.
+void read_network(const Catalog& c, Relation table, Relation pkey, Datum ip, Loaded& out) {
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_NETWORK_EQ, ip);
+    SysScanDesc scan = systable_beginscan_ordered(table, pkey, GetActiveSnapshot(), 1, &key);
+    HeapTuple row = systable_getnext_ordered(scan, ForwardScanDirection);
+    loaded_reserve(out, 1);
+    sp::core::BanEntry& e = out.entries[out.count];
+    e.net = address_from_inet(DatumGetInetPP(ip));
+    e.expires_at = sp::core::kNeverExpires;
+    out.present[out.count] = HeapTupleIsValid(row);
+    if (HeapTupleIsValid(row)) {
+        bool isnull = false;
+        Datum exp = heap_getattr(row, c.expires_att, RelationGetDescr(table), &isnull);
+        if (!isnull) e.expires_at = DatumGetTimestampTz(exp);
+    }
+    ++out.count;
+    systable_endscan_ordered(scan);
+}
+
+// Every log row with key `key` (xid >= x, or xid = x) visible in the active snapshot: the network
+// is re-read, or the whole refresh gives up when the row says TRUNCATE.
+void scan_log(const Catalog& c, Relation log, Relation idx, Relation table, Relation pkey, StrategyNumber strategy,
+              RegProcedure proc, uint64 xid, Loaded& out) {
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, strategy, proc, Int64GetDatum(int64(xid)));
+    SysScanDesc scan = systable_beginscan_ordered(log, idx, GetActiveSnapshot(), 1, &key);
+    HeapTuple row;
+    while (!out.need_rebuild && HeapTupleIsValid(row = systable_getnext_ordered(scan, ForwardScanDirection))) {
+        bool isnull = false;
+        Datum ip = heap_getattr(row, 2, RelationGetDescr(log), &isnull);
+        if (isnull) {
+            out.need_rebuild = true;
+            break;
+        }
+        // The same network may be logged many times: reading it again gives the same answer.
+        read_network(c, table, pkey, datumCopy(ip, false, -1), out);
+        if ((out.count & 1023) == 0) CHECK_FOR_INTERRUPTS();
+    }
+    systable_endscan_ordered(scan);
+}
+
+// PostgreSQL side of an incremental refresh: the networks changed by the transactions `base`
+// lists, as banned_ips shows them in the snapshot a plain SELECT here would use. Direct index
+// scans: no SQL is parsed or planned on this path.
+void load_changes(State& s, const Base& base, Loaded& out) {
+    const Catalog& c = resolve(s);
+    loaded_init(out, true);
+    Snapshot snap = lookup_snapshot(&out.scope);
+    PushActiveSnapshot(snap);
+    out.snapshot = key_of(GetActiveSnapshot());
+    out.base = raw_base_of(GetActiveSnapshot());
+    Relation table = table_open(c.table, AccessShareLock);
+    Relation pkey = index_open(c.pkey, AccessShareLock);
+    Relation log = table_open(c.log, AccessShareLock);
+    Relation idx = index_open(c.log_xid_idx, AccessShareLock);
+    Relation horizon = table_open(c.horizon, AccessShareLock);
+
+    // Pruned past what we still need: rebuild.
+    SysScanDesc hs = systable_beginscan(horizon, InvalidOid, false, GetActiveSnapshot(), 0, nullptr);
+    HeapTuple h = systable_getnext(hs);
+    bool isnull = true;
+    Datum pruned_below = HeapTupleIsValid(h) ? heap_getattr(h, 2, RelationGetDescr(horizon), &isnull) : Datum(0);
+    if (isnull || uint64(DatumGetInt64(pruned_below)) > base.lowest) out.need_rebuild = true;
+    systable_endscan(hs);
+
+    if (!out.need_rebuild)
+        scan_log(c, log, idx, table, pkey, BTGreaterEqualStrategyNumber, F_XID8GE, base.xmax, out);
+    for (uint64 x : base.unseen) {
+        if (out.need_rebuild) break;
+        if (x < base.xmax) scan_log(c, log, idx, table, pkey, BTEqualStrategyNumber, F_XID8EQ, x, out);
+    }
+
+    table_close(horizon, AccessShareLock);
+    index_close(idx, AccessShareLock);
+    table_close(log, AccessShareLock);
+    index_close(pkey, AccessShareLock);
+    table_close(table, AccessShareLock);
+    PopActiveSnapshot();
+}
+
+double elapsed_ms(const instr_time& start) {
+    instr_time now;
+    INSTR_TIME_SET_CURRENT(now);
+    INSTR_TIME_SUBTRACT(now, start);
+    return INSTR_TIME_GET_MILLISEC(now);
+}
+
+void finish_load(State& s, const Loaded& loaded, unsigned long seen) {
+    s.scope = loaded.scope;
+    s.built_snapshot = loaded.snapshot;
+    s.built_lxid = MyProc->lxid;
+    // An invalidation during the load means: refresh again next time. A set at a transaction
+    // snapshot says nothing about later commits, which later transactions must see.
+    s.valid = s.invalidations == seen && loaded.scope == Scope::Latest;
+}
+
+void rebuild(State& s, unsigned long seen) {
+    instr_time start;
+    INSTR_TIME_SET_CURRENT(start);
+    Loaded loaded{};
+    s.base.known = false;
+    s.built_from = InvalidOid;
+    Oid table = InvalidOid;
+    pg_call([&] {
+        load_rows(s, loaded);
+        table = s.cat.table;
+    });
+    s.set.build(loaded.entries, loaded.count, loaded.now);
+    if (loaded.base.count >= 0) adopt_base(s.base, loaded.base);
+    pg_call([&] { MemoryContextDelete(loaded.context); });
+    s.built_from = table;
+    finish_load(s, loaded, seen);
+    s.budget_armed = false;
+    ++s.rebuilds;
+    s.last_rebuild_ms = elapsed_ms(start);
+}
+
+// Brings the set forward through the log; false when only a rebuild can (nothing was changed).
+bool refresh(State& s, unsigned long seen) {
+    Loaded loaded{};
+    pg_call([&] { load_changes(s, s.base, loaded); });
+    if (loaded.need_rebuild) {
+        pg_call([&] { MemoryContextDelete(loaded.context); });
+        return false;
+    }
+    s.base.known = false;
+    s.built_from = InvalidOid; // until every change is applied
+    for (std::size_t i = 0; i < loaded.count; ++i) {
+        const sp::core::BanEntry& e = loaded.entries[i];
+        if (loaded.present[i] && e.expires_at > loaded.now)
+            s.set.assign(e.net, e.expires_at);
+        else
+            s.set.erase(e.net);
+    }
+    adopt_base(s.base, loaded.base);
+    s.built_from = s.cat.table;
+    pg_call([&] { MemoryContextDelete(loaded.context); });
+    finish_load(s, loaded, seen);
+    ++s.refreshes;
+    s.changes_applied += long(loaded.count);
+    return true;
 }
 
 } // namespace
@@ -213,50 +461,48 @@ void register_callbacks() noexcept {
     CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr));
 }
 
+void note_own_change() noexcept { state().own_change_lxid = MyProc->lxid; }
+
 bool is_banned(const sp::core::Address& addr) {
     State& s = state();
     pg_call([] { AcceptInvalidationMessages(); });
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
-    if (set_usable(s)) return s.set.contains(addr, now); // raises nothing: no guard on the hot path
+    if (s.own_change_lxid != MyProc->lxid && set_usable(s))
+        return s.set.contains(addr, now); // raises nothing: no guard on the hot path
 
-    // Ski rental: index lookups until they have cost as much as one rebuild, then rebuild.
-    if (!s.budget_armed) {
-        s.budget_armed = true;
-        s.fallback_budget_ms = s.last_rebuild_ms;
+    // Our own uncommitted changes (which a savepoint may still undo) are read from the table.
+    bool incremental = false;
+    pg_call([&] { incremental = resolve(s).incremental(); });
+    const bool own_changes = s.own_change_lxid == MyProc->lxid;
+    if (!incremental && !own_changes) {
+        // A schema without the log (0.1.0, 0.2.0): ski rental, index lookups until they have cost
+        // as much as one rebuild, then rebuild.
+        if (!s.budget_armed) {
+            s.budget_armed = true;
+            s.fallback_budget_ms = s.last_rebuild_ms;
+        }
     }
-    instr_time start;
-    INSTR_TIME_SET_CURRENT(start);
-    if (s.fallback_budget_ms > 0) {
+    if (own_changes || (!incremental && s.fallback_budget_ms > 0)) {
+        instr_time start;
+        INSTR_TIME_SET_CURRENT(start);
         bool banned = false;
         pg_call([&] { banned = lookup_by_index(s, addr, now); });
-        instr_time elapsed;
-        INSTR_TIME_SET_CURRENT(elapsed);
-        INSTR_TIME_SUBTRACT(elapsed, start);
-        s.fallback_budget_ms -= INSTR_TIME_GET_MILLISEC(elapsed);
+        if (!own_changes) s.fallback_budget_ms -= elapsed_ms(start);
         ++s.fallback_lookups;
         return banned;
     }
 
     unsigned long seen = s.invalidations;
-    Loaded loaded{};
-    pg_call([&] { load_rows(s, loaded); });
-    s.set.build(loaded.entries, loaded.count, loaded.now);
-    pg_call([&] { MemoryContextDelete(loaded.context); });
-    instr_time elapsed;
-    INSTR_TIME_SET_CURRENT(elapsed);
-    INSTR_TIME_SUBTRACT(elapsed, start);
-
-    s.built_lxid = MyProc->lxid;
-    s.valid = (s.invalidations == seen); // an invalidation during the load means: rebuild next time
-    s.budget_armed = false;
-    ++s.rebuilds;
-    s.last_rebuild_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+    const bool can_refresh = incremental && s.base.known && OidIsValid(s.built_from) && s.built_from == s.cat.table &&
+                             !IsInParallelMode();
+    if (!can_refresh || !refresh(s, seen)) rebuild(s, seen);
     return s.set.contains(addr, now);
 }
 
 Info info() noexcept {
     const State& s = state();
-    return Info{long(s.set.size()), long(s.set.memory_bytes()), s.rebuilds, s.last_rebuild_ms, s.valid, s.fallback_lookups};
+    return Info{long(s.set.size()), long(s.set.memory_bytes()), s.rebuilds, s.last_rebuild_ms, s.valid,
+                s.fallback_lookups, s.refreshes, s.changes_applied};
 }
 
 } // namespace sp::pg::ban_cache

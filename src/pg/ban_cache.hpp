@@ -1,4 +1,5 @@
-// Per-backend copy of the active bans, kept exact by transactional relcache invalidation.
+// Per-backend copy of the active bans, kept exact by transactional relcache invalidation and
+// brought forward through the change log sp_users.ban_changes.
 #pragma once
 #include "core/ban_set.hpp"
 
@@ -7,9 +8,13 @@ namespace sp::pg::ban_cache {
 // Registers the relcache callback; called once per backend from _PG_init.
 void register_callbacks() noexcept;
 
+// Called by the banned_ips triggers: this transaction changed bans, so until it ends its lookups
+// read the table (its changes may still be rolled back to a savepoint).
+void note_own_change() noexcept;
+
 // Whether an active ban equals or contains `addr`, as the calling statement must see it: from the
-// ban set, or, right after an invalidation (a committed change, our own change, an abort, a
-// snapshot change), from an index lookup until a rebuild of the set pays off.
+// ban set, brought forward through the change log when bans changed; by an index lookup in a
+// transaction that changed bans itself.
 bool is_banned(const sp::core::Address& addr);
 
 struct Info {
@@ -19,6 +24,8 @@ struct Info {
     double last_rebuild_ms;
     bool valid;
     long fallback_lookups;
+    long refreshes;        // incremental refreshes through the change log
+    long changes_applied;  // networks re-read by them
 };
 Info info() noexcept;
 

@@ -1,10 +1,9 @@
 // SQL-callable ban functions written in C++: the is_banned hot path, address normalisation,
-// escalation maths, the invalidation trigger and cache introspection.
+// escalation maths and cache introspection.
 #include "core/escalation.hpp"
 #include "pg/address_pg.hpp"
 #include "pg/ban_cache.hpp"
 #include "pg/pg_headers.hpp"
-#include "pg/trigger_check.hpp"
 
 using sp::pg::pg_call;
 using sp::pg::SqlError;
@@ -53,28 +52,9 @@ SP_FUNCTION(sp_users_escalated_duration) {
     return IntervalPGetDatum(result);
 }
 
-// Statement-level trigger on sp_users.banned_ips: every committed change reaches every backend's
-// ban set (and every standby's) through PostgreSQL's transactional invalidation, carried by the
-// relcache entry of sp_users.ban_set_signal.
-SP_FUNCTION(sp_users_ban_set_invalidate) {
-    pg_call([&] {
-        static const sp::pg::TriggerShape shape{"sp_users._ban_set_invalidate()", "banned_ips", true, true,
-                                                 sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete | sp::pg::kEvTruncate,
-                                                 false};
-        Relation rel = sp::pg::checked_trigger(fcinfo, shape)->tg_relation;
-        // The signal relation, so that no plan over banned_ips is invalidated by a ban; a schema
-        // older than 0.3.0 has none, and then the table itself carries the signal.
-        Oid signal = get_relname_relid("ban_set_signal", RelationGetNamespace(rel));
-        if (OidIsValid(signal))
-            CacheInvalidateRelcacheByRelid(signal);
-        else
-            CacheInvalidateRelcache(rel);
-    });
-    return PointerGetDatum(nullptr);
-}
-
 // sp_users.ban_cache_info() RETURNS (entries bigint, memory_bytes bigint, rebuilds bigint,
-//                                    last_rebuild_ms float8, valid boolean, fallback_lookups bigint)
+//                                    last_rebuild_ms float8, valid boolean, fallback_lookups bigint,
+//                                    refreshes bigint, changes_applied bigint)
 SP_FUNCTION(sp_users_ban_cache_info) {
     sp::pg::ban_cache::Info info = sp::pg::ban_cache::info();
     Datum result = 0;
@@ -82,9 +62,10 @@ SP_FUNCTION(sp_users_ban_cache_info) {
         TupleDesc desc;
         if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
         desc = BlessTupleDesc(desc);
-        Datum values[6] = {Int64GetDatum(info.entries), Int64GetDatum(info.memory_bytes), Int64GetDatum(info.rebuilds),
-                           Float8GetDatum(info.last_rebuild_ms), BoolGetDatum(info.valid), Int64GetDatum(info.fallback_lookups)};
-        bool nulls[6] = {false, false, false, false, false, false};
+        Datum values[8] = {Int64GetDatum(info.entries), Int64GetDatum(info.memory_bytes), Int64GetDatum(info.rebuilds),
+                           Float8GetDatum(info.last_rebuild_ms), BoolGetDatum(info.valid), Int64GetDatum(info.fallback_lookups),
+                           Int64GetDatum(info.refreshes), Int64GetDatum(info.changes_applied)};
+        bool nulls[8] = {false, false, false, false, false, false, false, false};
         result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
     });
     return result;

@@ -124,8 +124,10 @@ END
 $$;
 SELECT is(pg_temp.differential(3000, 10), 0, 'is_banned agrees with plain SQL on 30 000 probes over 3 000 random changes');
 SELECT cmp_ok((SELECT count(*)::int FROM sp_users.banned_ips), '>', 10, 'the differential run left a non-trivial ban set');
-SELECT cmp_ok((SELECT fallback_lookups FROM sp_users.ban_cache_info()), '>', 0::bigint, 'the differential run exercised the index fallback');
-SELECT cmp_ok((SELECT rebuilds FROM sp_users.ban_cache_info()), '>', 0::bigint, '... and the rebuilt ban set');
+SELECT cmp_ok((SELECT fallback_lookups FROM sp_users.ban_cache_info()), '>', 29000::bigint,
+              'a transaction that changed bans answers from the table (its own changes may still be rolled back)');
+-- The incremental path (changes committed by other transactions) is differential-tested across
+-- sessions and transactions in test/integration/ban_churn.sh.
 
 SELECT * FROM finish();
 ROLLBACK;

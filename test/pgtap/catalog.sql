@@ -34,7 +34,8 @@ SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
 SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
                    WHERE c.relnamespace = 'sp_users'::regnamespace AND c.relkind IN ('r', 'S')
                      AND c.oid NOT IN ('sp_users.user_counts'::regclass, 'sp_users.user_count_deltas'::regclass, -- derived: rebuilt by the triggers when users is restored
-                                       'sp_users.ban_set_signal'::regclass) -- holds nothing: an invalidation target
+                                       'sp_users.ban_set_signal'::regclass, -- holds nothing: an invalidation target
+                                       'sp_users.ban_changes'::regclass, 'sp_users.ban_changes_horizon'::regclass) -- a restored database starts a new change log
                      AND NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'sp_users' AND c.oid = ANY (e.extconfig))$$,
                 'every table and sequence holding data is dumped by pg_dump (pg_extension_config_dump)');
 SELECT has_role('sp_users_admin');

@@ -1,0 +1,117 @@
+// The change log behind incremental ban sets (docs/ban-cache.md). The statement triggers on
+// sp_users.banned_ips write the networks a statement touched into sp_users.ban_changes, inside the
+// changing transaction, and queue the invalidation that makes every backend look there at commit.
+// Writers also prune the log now and then. A schema without the log (0.1.0, 0.2.0) only gets the
+// invalidation, and backends then rebuild their whole set.
+#include "pg/ban_cache.hpp"
+#include "pg/kept_statement.hpp"
+#include "pg/trigger_check.hpp"
+
+extern "C" {
+#include "utils/tuplestore.h"
+}
+
+using sp::pg::KeptStatement;
+using sp::pg::pg_call;
+using sp::pg::run_kept;
+
+namespace {
+
+// The transition tables are named by the install script; another name means the trigger was not
+// made by it, and then only "everything changed" is safe to log.
+KeptStatement log_inserted{"INSERT INTO sp_users.ban_changes (ip_address) SELECT n.ip_address FROM new_rows n", 0, {}};
+KeptStatement log_updated{"INSERT INTO sp_users.ban_changes (ip_address)"
+                          " SELECT o.ip_address FROM old_rows o UNION SELECT n.ip_address FROM new_rows n",
+                          0, {}};
+KeptStatement log_deleted{"INSERT INTO sp_users.ban_changes (ip_address) SELECT o.ip_address FROM old_rows o", 0, {}};
+KeptStatement log_everything{"INSERT INTO sp_users.ban_changes (ip_address) VALUES (NULL)", 0, {}};
+
+// Rows are kept for at least one prune period: a backend that looked at the log within the last
+// minute never finds its changes pruned. SKIP LOCKED: a writer never waits for another's prune.
+KeptStatement prune_due{"SELECT h.prune_next_below FROM sp_users.ban_changes_horizon h"
+                        " WHERE h.pruned_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '60 seconds')"
+                        " FOR UPDATE SKIP LOCKED",
+                        0, {}};
+KeptStatement prune_advance{"UPDATE sp_users.ban_changes_horizon"
+                            "   SET pruned_below = $1,"
+                            "       prune_next_below = pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()),"
+                            "       pruned_at = pg_catalog.now()",
+                            1, {XID8OID}};
+KeptStatement prune_delete{"DELETE FROM sp_users.ban_changes c WHERE c.xid OPERATOR(pg_catalog.<) $1", 1, {XID8OID}};
+
+TimestampTz next_prune_check = 0;
+
+bool named(const char* actual, const char* expected) { return actual != nullptr && strcmp(actual, expected) == 0; }
+
+bool is_empty(Tuplestorestate* ts) { return ts == nullptr || tuplestore_tuple_count(ts) == 0; }
+
+void prune_if_due(FunctionCallInfo fcinfo) {
+    TimestampTz now = GetCurrentTimestamp();
+    if (now < next_prune_check) return;
+    next_prune_check = TimestampTzPlusMilliseconds(now, 10 * 1000);
+    if (run_kept(prune_due, fcinfo) != 1) return;
+    bool isnull = false;
+    Datum below = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    LOCAL_FCINFO(args, 1);
+    args->nargs = 1;
+    args->args[0].value = below;
+    args->args[0].isnull = isnull;
+    run_kept(prune_advance, args);
+    run_kept(prune_delete, args);
+}
+
+void log_changes(FunctionCallInfo fcinfo, TriggerData* td) {
+    const TriggerEvent ev = td->tg_event;
+    const Trigger* trig = td->tg_trigger;
+    KeptStatement* log = &log_everything;
+    if (TRIGGER_FIRED_BY_INSERT(ev) && td->tg_newtable && named(trig->tgnewtable, "new_rows"))
+        log = &log_inserted;
+    else if (TRIGGER_FIRED_BY_UPDATE(ev) && td->tg_newtable && td->tg_oldtable && named(trig->tgnewtable, "new_rows") &&
+             named(trig->tgoldtable, "old_rows"))
+        log = &log_updated;
+    else if (TRIGGER_FIRED_BY_DELETE(ev) && td->tg_oldtable && named(trig->tgoldtable, "old_rows"))
+        log = &log_deleted;
+    // As the table's owner: whoever changes banned_ips needs no privilege on the log.
+    Oid saved_user;
+    int saved_sec;
+    GetUserIdAndSecContext(&saved_user, &saved_sec);
+    SetUserIdAndSecContext(td->tg_relation->rd_rel->relowner, saved_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    if (log != &log_everything && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER) elog(ERROR, "SPI_register_trigger_data failed");
+    run_kept(*log, fcinfo);
+    prune_if_due(fcinfo);
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_sec);
+}
+
+} // namespace
+
+// Statement-level triggers on sp_users.banned_ips (INSERT, UPDATE, DELETE with transition tables;
+// TRUNCATE): every committed change reaches every backend's ban set (and every standby's) through
+// the log and PostgreSQL's transactional invalidation, carried by the relcache entry of
+// sp_users.ban_set_signal so that no plan over banned_ips is invalidated by a ban.
+SP_FUNCTION(sp_users_ban_set_invalidate) {
+    pg_call([&] {
+        static const sp::pg::TriggerShape shape{"sp_users._ban_set_invalidate()", "banned_ips", true, true,
+                                                 sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete | sp::pg::kEvTruncate,
+                                                 false};
+        TriggerData* td = sp::pg::checked_trigger(fcinfo, shape);
+        Relation rel = td->tg_relation;
+        Oid nsp = RelationGetNamespace(rel);
+        if (OidIsValid(get_relname_relid("ban_changes", nsp))) {
+            // Nothing to log or signal when transition tables say no row changed (e.g. the UPDATE
+            // half of an INSERT ... ON CONFLICT that inserted).
+            const bool has_transition = td->tg_newtable != nullptr || td->tg_oldtable != nullptr;
+            if (has_transition && is_empty(td->tg_newtable) && is_empty(td->tg_oldtable)) return;
+            log_changes(fcinfo, td);
+        }
+        sp::pg::ban_cache::note_own_change();
+        // A schema older than 0.3.0 has no signal relation: the table itself carries the signal.
+        Oid signal = get_relname_relid("ban_set_signal", nsp);
+        if (OidIsValid(signal))
+            CacheInvalidateRelcacheByRelid(signal);
+        else
+            CacheInvalidateRelcache(rel);
+    });
+    return PointerGetDatum(nullptr);
+}
