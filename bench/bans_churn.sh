@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Ban checks while bans keep arriving (issue 13). Data: 1 000 000 address bans + 100 000 /24
+# network bans, a third expired. Two clients run `pgbench -M prepared -c 2 -j 2` on one query
+# while a third client writes new bans at a fixed rate (`pgbench -R`) into the table that query
+# reads; every query runs under the same churn, in interleaved rounds, and is compared with the
+# round trip that only builds the address (under ban_ip churn):
+#   is_banned     sp_users.is_banned(<address>)            churn: sp_users.ban_ip on new addresses
+#   ip4r GiST     iprange >>= on an ip4r copy of the bans  churn: INSERT into that copy
+#   seed          EXISTS on the seed's text-keyed table    churn: upsert into that table
+# Then: the ban set's memory per backend, ban_ip against the hand-written upsert, the bulk import
+# of a 100 000-line blocklist with sp_users.ban_ips, and an exactness check by a session that
+# lived through all the churn.
+#   bench/bans_churn.sh [seconds per measurement, default 8] [rates, default "0 10 100 1000"] [rounds, default 3]
+# ip4r (postgresql-15-ip4r) is installed for the benchmark only; sp_users does not use it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SECS=${1:-8}
+RATES=${2:-"0 10 100 1000"}
+ROUNDS=${3:-3}
+DB=sp_users_churn
+OUT=bench/out/bans_churn; mkdir -p "$OUT"
+if ! [ -e "$(pg_config --sharedir)/extension/ip4r.control" ]; then
+  apt-get install -y postgresql-15-ip4r >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y postgresql-15-ip4r >/dev/null; }
+fi
+scripts/pgdev start >/dev/null
+eval "$(scripts/pgdev env)"
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+echo "loading 1.1 M bans ..."
+psql -X -q -d $DB -v net_mask=24 -f bench/bans_load.sql >/dev/null
+psql -X -q -d $DB <<'SQL'
+CREATE EXTENSION ip4r;
+CREATE TABLE public.ip4r_bans (r iprange NOT NULL, expires_at timestamptz);
+INSERT INTO public.ip4r_bans SELECT ip_address::cidr::iprange, expires_at FROM sp_users.banned_ips;
+CREATE INDEX ip4r_bans_r ON public.ip4r_bans USING gist (r);
+VACUUM ANALYZE public.ip4r_bans;
+SQL
+
+ADDR="host('0.0.0.0'::inet + ((:r::bigint * 2654435761) % 4294967296))"
+NEW="host('100.64.0.0'::inet + :n)" # new bans: 100.64.0.0/10, never in the loaded data
+printf '\\set r random(1, 2000000)\nSELECT %s;\n' "$ADDR" > "$OUT/expr.sql"
+printf '\\set r random(1, 2000000)\nSELECT sp_users.is_banned(%s);\n' "$ADDR" > "$OUT/is_banned.sql"
+printf '\\set r random(1, 2000000)\nSELECT EXISTS(SELECT 1 FROM public.ip4r_bans WHERE r >>= (%s)::ipaddress AND (expires_at IS NULL OR expires_at > now()));\n' "$ADDR" > "$OUT/ip4r.sql"
+printf '\\set r random(1, 2000000)\nSELECT EXISTS(SELECT 1 FROM public.seed_banned_ips WHERE ip_address = %s AND (expires_at IS NULL OR expires_at > now()));\n' "$ADDR" > "$OUT/seed.sql"
+printf '\\set n random(1, 4000000)\nSELECT 1 FROM sp_users.ban_ip(%s, %s, interval %s, %s);\n' "$NEW" "'churn'" "'1 hour'" "'bench'" > "$OUT/churn_ban_ip.sql"
+printf '\\set n random(1, 4000000)\nINSERT INTO public.ip4r_bans VALUES ((%s)::ipaddress::iprange, now() + interval %s);\n' "$NEW" "'1 hour'" > "$OUT/churn_ip4r.sql"
+printf '\\set n random(1, 4000000)\nINSERT INTO public.seed_banned_ips VALUES (%s, now() + interval %s) ON CONFLICT (ip_address) DO UPDATE SET expires_at = EXCLUDED.expires_at;\n' "$NEW" "'1 hour'" > "$OUT/churn_seed.sql"
+declare -A CHURN=([expr]=churn_ban_ip [is_banned]=churn_ban_ip [ip4r]=churn_ip4r [seed]=churn_seed)
+
+# A session that lives through every measurement and checks exactness at the end.
+exec 3> >(psql -X -q -At -d $DB > "$OUT/long_lived.out" 2>&1)
+echo "SELECT count(*) FROM generate_series(1, 1000) i WHERE sp_users.is_banned(host('100.64.0.0'::inet + i * 3989));" >&3
+
+run() { # query rate round -> tps
+  local q=$1 rate=$2 round=$3 churn_pid=
+  if [ "$rate" -gt 0 ]; then
+    pgbench -n -c 1 -j 1 -R "$rate" -T $((SECS + 3)) -f "$OUT/${CHURN[$q]}.sql" $DB > "$OUT/$q.churn$rate.$round.log" 2>&1 &
+    churn_pid=$!
+    sleep 1
+  fi
+  pgbench -n -M prepared -c 2 -j 2 -T "$SECS" -f "$OUT/$q.sql" $DB > "$OUT/$q.$rate.$round.log" 2>&1
+  [ -n "$churn_pid" ] && wait "$churn_pid"
+  sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/$q.$rate.$round.log"
+}
+median() { tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+churn_rate() { # achieved writes per second in the churn logs of one query and rate
+  cat "$OUT"/$1.churn$2.*.log 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tr '\n' ' '
+}
+
+declare -A T
+echo "measuring: ${SECS}s per query, $ROUNDS interleaved rounds per rate, rates: $RATES"
+for rate in $RATES; do
+  for round in $(seq 1 "$ROUNDS"); do
+    for q in expr is_banned ip4r seed; do T[$q.$rate]+="$(run $q "$rate" "$round") "; done
+  done
+  echo "  rate $rate done"
+done
+
+echo "SELECT count(*) FILTER (WHERE sp_users.is_banned(a) IS DISTINCT FROM EXISTS (SELECT 1 FROM sp_users.banned_ips b WHERE b.ip_address >>= a::inet AND (b.expires_at IS NULL OR b.expires_at > now()))) || ' disagreements on ' || count(*) || ' addresses (' || count(*) FILTER (WHERE sp_users.is_banned(a)) || ' banned)' FROM (SELECT host('100.64.0.0'::inet + i * 1337) AS a FROM generate_series(1, 3000) i UNION ALL SELECT host('0.0.0.0'::inet + ((i::bigint * 2654435761) % 4294967296)) FROM generate_series(1, 3000) i) s;" >&3
+echo "SELECT 'refreshes ' || refreshes || ', networks re-read ' || changes_applied || ', full rebuilds ' || rebuilds FROM sp_users.ban_cache_info();" >&3
+exec 3>&-
+sleep 1
+
+printf '\n%-8s %-26s %12s %10s %12s\n' "bans/s" query tps "vs address" "writes/s"
+for rate in $RATES; do
+  base=$(median ${T[expr.$rate]})
+  for q in expr is_banned ip4r seed; do
+    label=$(case $q in expr) echo "address only";; is_banned) echo "sp_users.is_banned";; ip4r) echo "ip4r GiST iprange >>=";; seed) echo "seed text-key EXISTS";; esac)
+    t=$(median ${T[$q.$rate]})
+    w=$( [ "$rate" -gt 0 ] && median $(churn_rate $q "$rate") || echo 0)
+    awk -v r="$rate" -v n="$label" -v t="$t" -v b="$base" -v w="$w" 'BEGIN { printf "%-8s %-26s %12.0f %10.2f %12.0f\n", r, n, t, t / b, w }'
+  done
+done
+echo
+echo "long-lived session after all the churn: $(sed -n 2p "$OUT/long_lived.out"); $(sed -n 3p "$OUT/long_lived.out")"
+
+# Memory: one backend's ban set (per-backend sets: N connections hold N copies).
+mem=$(psql -X -At -d $DB -c "SELECT sp_users.is_banned('1.1.1.1')" -c "SELECT entries || ' active entries, ' || pg_size_pretty(memory_bytes) || ' per backend (full build ' || round(last_rebuild_ms::numeric) || ' ms)' FROM sp_users.ban_cache_info()" | tail -1)
+echo "ban set: $mem"
+
+# Ingest: ban_ip against the hand-written upsert on the same table (bench/api/ban_ip.*.sql).
+psql -X -q -d $DB -f bench/api/reset.sql >/dev/null 2>&1 || true
+declare -A I
+for round in $(seq 1 "$ROUNDS"); do
+  for k in hand sp; do
+    pgbench -n -M prepared -c 2 -j 2 -T "$SECS" -f bench/api/ban_ip.$k.sql $DB > "$OUT/ingest.$k.$round.log" 2>&1
+    I[$k]+="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/ingest.$k.$round.log") "
+  done
+done
+echo
+awk -v s="$(median ${I[sp]})" -v h="$(median ${I[hand]})" 'BEGIN { printf "ingest: sp_users.ban_ip %.0f tps, hand-written INSERT ... ON CONFLICT DO UPDATE %.0f tps: %.2fx\n", s, h, s / h }'
+
+# Bulk import: a 100 000-line blocklist (90 000 addresses, 9 990 networks, 10 bad lines, comments)
+# on top of the 1.1 M bans, against the hand-written set-based upsert of the same entries.
+psql -X -q -At -d $DB <<'SQL' | sed 's/^/bulk: /'
+\set QUIET on
+CREATE TEMP TABLE list AS
+SELECT string_agg(CASE WHEN i % 10000 = 0 THEN 'not-an-address-' || i
+                       WHEN i % 10 = 0 THEN host(network(set_masklen('198.18.0.0'::inet + i * 256, 24))) || '/24 ; SBL' || i
+                       ELSE host('100.128.0.0'::inet + i * 7) || '  # feed' END, E'\n' ORDER BY i) AS body
+  FROM generate_series(1, 100000) i;
+SELECT sp_users.is_banned('1.1.1.1');
+CREATE TEMP TABLE t (what text, ms numeric);
+DO $$
+DECLARE t0 timestamptz; body text := (SELECT l.body FROM list l); rejected int;
+BEGIN
+  t0 := clock_timestamp();
+  SELECT count(*) INTO rejected FROM sp_users.ban_ips(body, 'blocklist', interval '7 days', 'firehol');
+  INSERT INTO t VALUES ('sp_users.ban_ips: 100 000 lines, ' || rejected || ' rejected', extract(epoch FROM clock_timestamp() - t0) * 1000);
+END $$;
+SELECT what || ': ' || round(ms) || ' ms' FROM t;
+SELECT 'is_banned right after, in a backend holding the set: ' || sp_users.is_banned('100.128.0.7') || ', ' ||
+       (SELECT 'refreshes ' || refreshes || ', full rebuilds ' || rebuilds || ', last ' || round(last_rebuild_ms::numeric) || ' ms' FROM sp_users.ban_cache_info());
+SQL
+echo "(pgbench -M prepared -c 2 -j 2 -T $SECS per query, churn by a third client with pgbench -R; median of $ROUNDS interleaved rounds; logs in $OUT)"
