@@ -534,6 +534,16 @@ $$;
 COMMENT ON FUNCTION sp_users._cleanup_anonymous_batch(integer, integer) IS
 'Internal: deletes up to batch_size old anonymous users without an active session, race-safe against concurrent session starts.';
 
+-- ==== Bulk blocklist import (issue 13). Same text as sql/install/50_bans.sql.
+CREATE FUNCTION sp_users.ban_ips(list text, reason text, duration interval, ban_source text DEFAULT 'blocklist')
+RETURNS TABLE (line integer, entry text, error text)
+AS 'MODULE_PATHNAME', 'sp_users_ban_ips'
+LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION sp_users.ban_ips(text, text, interval, text) IS
+'Bans every address and network of a blocklist in one statement: one entry per line, text after # or ; is a comment, blank lines are skipped (FireHOL netsets, Spamhaus DROP and plain exports load as published). Each entry follows ban_ip''s upsert rules with the given reason, duration (NULL = permanent; zero or negative raises 22023) and ban_source; entries that normalise to the same network count once. Bad lines are returned (line number, entry, why) and the others applied; a NOTICE counts new, repeat, duplicate and rejected entries. One statement: every backend''s ban set re-reads the changed networks once.';
+REVOKE ALL ON FUNCTION sp_users.ban_ips(text, text, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sp_users.ban_ips(text, text, interval, text) TO sp_users_admin;
+
 -- ==== Incremental ban sets (issue 13): the change log, its triggers. Same text as
 -- sql/install/10_tables.sql.
 -- The ban change log: one row per network a statement on banned_ips touched, written by the

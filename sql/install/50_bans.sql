@@ -30,6 +30,13 @@ LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean) IS
 'Bans an address or network (normalised; 22P02 when invalid). duration NULL = permanent; zero or negative raises 22023. A repeat ban increments ban_count, replaces reason and ban_source, keeps earlier fingerprint/path/agent where the new one is NULL, appends session_id (distinct, last 100 kept). Permanent stays permanent (expires_at NULL); a repeat ban never shortens an expiry. With escalate, duration x 2^(previous ban_count), capped at 365 days.';
 
+CREATE FUNCTION sp_users.ban_ips(list text, reason text, duration interval, ban_source text DEFAULT 'blocklist')
+RETURNS TABLE (line integer, entry text, error text)
+AS 'MODULE_PATHNAME', 'sp_users_ban_ips'
+LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION sp_users.ban_ips(text, text, interval, text) IS
+'Bans every address and network of a blocklist in one statement: one entry per line, text after # or ; is a comment, blank lines are skipped (FireHOL netsets, Spamhaus DROP and plain exports load as published). Each entry follows ban_ip''s upsert rules with the given reason, duration (NULL = permanent; zero or negative raises 22023) and ban_source; entries that normalise to the same network count once. Bad lines are returned (line number, entry, why) and the others applied; a NOTICE counts new, repeat, duplicate and rejected entries. One statement: every backend''s ban set re-reads the changed networks once.';
+
 CREATE FUNCTION sp_users.get_ban(ip text) RETURNS SETOF sp_users.banned_ips
 AS 'MODULE_PATHNAME', 'sp_users_get_ban'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
