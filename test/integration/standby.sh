@@ -64,9 +64,20 @@ SELECT 'after_unban:' || sp_users.is_banned('192.0.2.1');
 \! "$SB_DIR/on_primary" "BEGIN; SELECT sp_users.ban_ip('198.51.100.10', 'rolled back', '1 hour'); ROLLBACK"
 SELECT 'rolled_back:' || sp_users.is_banned('198.51.100.10');
 SELECT 'cache:' || rebuilds FROM sp_users.ban_cache_info();
+\! "$SB_DIR/on_primary" "BEGIN; SELECT sp_users.ban_ip('198.51.100.20', 'a', '1 hour'); SELECT sp_users.ban_ip('198.51.100.21', 'b', '1 hour'); SAVEPOINT s; SELECT sp_users.ban_ip('198.51.100.22', 'undone', '1 hour'); ROLLBACK TO s; SELECT sp_users.unban_ip('198.51.100.9'); COMMIT"
+SELECT 'one_xact:' || sp_users.is_banned('198.51.100.20') || ',' || sp_users.is_banned('198.51.100.21') || ',' || sp_users.is_banned('198.51.100.22') || ',' || sp_users.is_banned('198.51.100.9');
+\! "$SB_DIR/on_primary" "SELECT sp_users.ban_ip('198.51.100.0/24', 'covering', '1 hour'); UPDATE sp_users.banned_ips SET expires_at = now() - interval '1 minute' WHERE ip_address = '198.51.100.20'; SELECT sp_users.cleanup_expired_bans()"
+SELECT 'covered_expired:' || sp_users.is_banned('198.51.100.99') || ',' || sp_users.is_banned('198.51.100.22') || ',' || (SELECT count(*) FROM sp_users.banned_ips WHERE ip_address = '198.51.100.20');
+\! "$SB_DIR/on_primary" "SELECT count(*) FROM sp_users.ban_ips(E'192.0.2.200\\n192.0.2.0/30 # feed\\nbad-line', 'feed', '1 day')"
+SELECT 'bulk:' || sp_users.is_banned('192.0.2.200') || ',' || sp_users.is_banned('192.0.2.3') || ',' || sp_users.is_banned('192.0.2.4');
+SELECT 'incremental:' || rebuilds || ',' || (refreshes >= 4) FROM sp_users.ban_cache_info();
+\! "$SB_DIR/on_primary" "TRUNCATE sp_users.banned_ips"
+SELECT 'truncated:' || sp_users.is_banned('192.0.2.200') || ',' || sp_users.is_banned('203.0.113.50') || ',' || (SELECT rebuilds FROM sp_users.ban_cache_info());
+\! "$SB_DIR/on_primary" "SELECT sp_users.ban_ip('203.0.113.50', 'after truncate', NULL)"
+SELECT 'after_truncate:' || sp_users.is_banned('203.0.113.50');
 SELECT sp_users.ban_ip('198.51.100.11', 'on standby', '1 hour');
 SELECT sp_users.create_user('bob', 'bob@example.com');
-SELECT 'still_serving:' || sp_users.is_banned('198.51.100.9');
+SELECT 'still_serving:' || sp_users.is_banned('203.0.113.50');
 SQL
 )
 echo "$out"
@@ -78,9 +89,15 @@ expect "count:1,2,2" "counts and listings on the standby"
 expect "after_ban:true" "a ban committed on the primary is seen by the same standby backend after replay"
 expect "after_unban:false" "an unban likewise"
 expect "rolled_back:false" "a rolled-back ban never appears"
+expect "one_xact:true,true,false,false" "several changes in one transaction, one rolled back to a savepoint, an unban"
+expect "covered_expired:true,true,0" "a ban covering earlier ones, an expiry and cleanup_expired_bans"
+expect "bulk:true,true,false" "a ban_ips import"
+expect "incremental:1,true" "the standby's set followed all of it incrementally (no rebuild after the first)"
+expect "truncated:false,false,2" "TRUNCATE on the primary: the standby set rebuilds once"
+expect "after_truncate:true" "and follows incrementally again"
 [ "$(echo "$out" | grep -c "cannot execute .* in a read-only transaction")" = 2 ] || { echo "FAIL: writes did not fail with the read-only error"; exit 1; }
 echo "ok - writes fail with the ordinary read-only error"
 expect "still_serving:true" "the standby backend keeps serving after the errors"
 if grep -q "terminated by signal" "$SB_DIR/server.log"; then echo "FAIL: standby backend crashed"; exit 1; fi
 psql -X -q -d postgres -c "DROP DATABASE $DB"
-echo "standby: 9 passed, 0 failed"
+echo "standby: 15 passed, 0 failed"
