@@ -85,6 +85,7 @@ struct State {
     sp::core::BanSet set;
     Catalog cat;
     Oid built_from = InvalidOid;            // banned_ips the set was built from
+    Oid built_filenode = InvalidOid;        // and its file: TRUNCATE (not MVCC-safe) replaces it
     bool valid = false;                     // no invalidation since the set's snapshot
     Scope scope = Scope::Latest;
     SnapshotKey built_snapshot;
@@ -247,6 +248,7 @@ struct Loaded {
     TimestampTz now;
     MemoryContext context;
     RawBase base;
+    Oid filenode;         // banned_ips' file when read
     Scope scope;
     SnapshotKey snapshot;
     bool need_rebuild;    // a refresh found TRUNCATE logged or the log pruned past the base
@@ -274,6 +276,11 @@ void load_rows(State& s, Loaded& out) {
     const Catalog& c = resolve(s);
     loaded_init(out, false);
     out.base.count = -1;
+    // Locked before the snapshot is taken, held to the end of the transaction as a SELECT would:
+    // the file read is the one a plain SELECT here reads (TRUNCATE swaps it, visibly to all).
+    Relation rel = table_open(c.table, AccessShareLock);
+    out.filenode = rel->rd_node.relNode;
+    table_close(rel, NoLock);
     AsOwner who = become_owner(c);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     Snapshot snap = lookup_snapshot(&out.scope);
@@ -359,23 +366,31 @@ void scan_log(const Catalog& c, Relation log, Relation idx, Relation table, Rela
 void load_changes(State& s, const Base& base, Loaded& out) {
     const Catalog& c = resolve(s);
     loaded_init(out, true);
-    Snapshot snap = lookup_snapshot(&out.scope);
-    PushActiveSnapshot(snap);
-    out.snapshot = key_of(GetActiveSnapshot());
-    out.base = raw_base_of(GetActiveSnapshot());
+    // Locks first, then the snapshot, as a SELECT does; held to the end of the transaction.
     Relation table = table_open(c.table, AccessShareLock);
     Relation pkey = index_open(c.pkey, AccessShareLock);
     Relation log = table_open(c.log, AccessShareLock);
     Relation idx = index_open(c.log_xid_idx, AccessShareLock);
     Relation horizon = table_open(c.horizon, AccessShareLock);
+    out.filenode = table->rd_node.relNode;
+    Snapshot snap = lookup_snapshot(&out.scope);
+    PushActiveSnapshot(snap);
+    out.snapshot = key_of(GetActiveSnapshot());
+    out.base = raw_base_of(GetActiveSnapshot());
+
+    // TRUNCATE shows at once even to snapshots that do not see its commit (it is not MVCC-safe),
+    // and its log record may be one of those: a new file means rebuild.
+    if (out.filenode != s.built_filenode) out.need_rebuild = true;
 
     // Pruned past what we still need: rebuild.
-    SysScanDesc hs = systable_beginscan(horizon, InvalidOid, false, GetActiveSnapshot(), 0, nullptr);
-    HeapTuple h = systable_getnext(hs);
-    bool isnull = true;
-    Datum pruned_below = HeapTupleIsValid(h) ? heap_getattr(h, 2, RelationGetDescr(horizon), &isnull) : Datum(0);
-    if (isnull || uint64(DatumGetInt64(pruned_below)) > base.lowest) out.need_rebuild = true;
-    systable_endscan(hs);
+    if (!out.need_rebuild) {
+        SysScanDesc hs = systable_beginscan(horizon, InvalidOid, false, GetActiveSnapshot(), 0, nullptr);
+        HeapTuple h = systable_getnext(hs);
+        bool isnull = true;
+        Datum pruned_below = HeapTupleIsValid(h) ? heap_getattr(h, 2, RelationGetDescr(horizon), &isnull) : Datum(0);
+        if (isnull || uint64(DatumGetInt64(pruned_below)) > base.lowest) out.need_rebuild = true;
+        systable_endscan(hs);
+    }
 
     if (!out.need_rebuild)
         scan_log(c, log, idx, table, pkey, BTGreaterEqualStrategyNumber, F_XID8GE, base.xmax, out);
@@ -384,11 +399,11 @@ void load_changes(State& s, const Base& base, Loaded& out) {
         if (x < base.xmax) scan_log(c, log, idx, table, pkey, BTEqualStrategyNumber, F_XID8EQ, x, out);
     }
 
-    table_close(horizon, AccessShareLock);
-    index_close(idx, AccessShareLock);
-    table_close(log, AccessShareLock);
-    index_close(pkey, AccessShareLock);
-    table_close(table, AccessShareLock);
+    table_close(horizon, NoLock);
+    index_close(idx, NoLock);
+    table_close(log, NoLock);
+    index_close(pkey, NoLock);
+    table_close(table, NoLock);
     PopActiveSnapshot();
 }
 
@@ -423,6 +438,7 @@ void rebuild(State& s, unsigned long seen) {
     if (loaded.base.count >= 0) adopt_base(s.base, loaded.base);
     pg_call([&] { MemoryContextDelete(loaded.context); });
     s.built_from = table;
+    s.built_filenode = loaded.filenode;
     finish_load(s, loaded, seen);
     s.budget_armed = false;
     ++s.rebuilds;
