@@ -78,7 +78,7 @@ done
 echo "SELECT count(*) FILTER (WHERE sp_users.is_banned(a) IS DISTINCT FROM EXISTS (SELECT 1 FROM sp_users.banned_ips b WHERE b.ip_address >>= a::inet AND (b.expires_at IS NULL OR b.expires_at > now()))) || ' disagreements on ' || count(*) || ' addresses (' || count(*) FILTER (WHERE sp_users.is_banned(a)) || ' banned)' FROM (SELECT host('100.64.0.0'::inet + i * 1337) AS a FROM generate_series(1, 3000) i UNION ALL SELECT host('0.0.0.0'::inet + ((i::bigint * 2654435761) % 4294967296)) FROM generate_series(1, 3000) i) s;" >&3
 echo "SELECT 'refreshes ' || refreshes || ', networks re-read ' || changes_applied || ', full rebuilds ' || rebuilds FROM sp_users.ban_cache_info();" >&3
 exec 3>&-
-sleep 1
+for _ in $(seq 1 120); do [ "$(wc -l < "$OUT/long_lived.out")" -ge 3 ] && break; sleep 1; done
 
 printf '\n%-8s %-26s %12s %10s %12s\n' "bans/s" query tps "vs address" "writes/s"
 for rate in $RATES; do

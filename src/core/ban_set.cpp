@@ -1,46 +1,13 @@
 #include "core/ban_set.hpp"
 
+#include "core/ban_hash.hpp"
+
 #include <algorithm>
 #include <utility>
 
 namespace sp::core {
 
-namespace {
-
-constexpr std::int64_t kEmpty = std::numeric_limits<std::int64_t>::min();
-
-std::uint32_t v4_key(const Address& a) noexcept {
-    return std::uint32_t(a.bytes[0]) << 24 | std::uint32_t(a.bytes[1]) << 16 | std::uint32_t(a.bytes[2]) << 8 | a.bytes[3];
-}
-
-unsigned __int128 v6_key(const Address& a) noexcept {
-    unsigned __int128 k = 0;
-    for (int i = 0; i < 16; ++i) k = (k << 8) | a.bytes[i];
-    return k;
-}
-
-template <class Key>
-Key mask_key(Key key, int max_prefix, int prefix) noexcept {
-    if (prefix <= 0) return 0;
-    if (prefix >= max_prefix) return key;
-    return key & ~((Key(1) << (max_prefix - prefix)) - 1);
-}
-
-std::uint32_t hash_key(std::uint32_t k) noexcept {
-    return std::uint32_t((std::uint64_t(k) * 0x9E3779B97F4A7C15ull) >> 32);
-}
-
-std::uint32_t hash_key(unsigned __int128 k) noexcept {
-    std::uint64_t h = std::uint64_t(k >> 64) * 0x9E3779B97F4A7C15ull ^ std::uint64_t(k) * 0xC2B2AE3D27D4EB4Full;
-    return std::uint32_t((h ^ (h >> 29)) >> 32);
-}
-
-// Maps a 32-bit hash onto [0, n) without a division (Lemire's multiply-shift).
-std::size_t slot_of(std::uint32_t hash, std::size_t n) noexcept {
-    return std::size_t((std::uint64_t(hash) * n) >> 32);
-}
-
-} // namespace
+using namespace ban_hash;
 
 template <class Key>
 void BanSet::Level<Key>::reserve(std::size_t n) {
@@ -204,6 +171,46 @@ bool BanSet::contains(const Address& addr, std::int64_t now) const noexcept {
         if (level.active(mask_key(key, 128, level.prefix), now)) return true;
     }
     return false;
+}
+
+template <class Key>
+std::int64_t BanSet::Level<Key>::find(Key key) const noexcept {
+    const std::size_t n = slots.size();
+    if (!n) return kAbsent;
+    for (std::size_t i = slot_of(hash_key(key), n);; i = (i + 1 == n) ? 0 : i + 1) {
+        const Slot& s = slots[i];
+        if (s.expires == kEmpty) return kAbsent;
+        if (s.key == key) return s.expires;
+    }
+}
+
+std::int64_t BanSet::probe(const Address& net) const noexcept {
+    if (net.family == Family::V4) {
+        int p = std::min<int>(net.prefix, 32);
+        if (v4_by_prefix_[p] < 0) return kAbsent;
+        return v4_[std::size_t(v4_by_prefix_[p])].find(mask_key(v4_key(net), 32, p));
+    }
+    int p = std::min<int>(net.prefix, 128);
+    for (const auto& l : v6_)
+        if (l.prefix == p) return l.find(mask_key(v6_key(net), 128, p));
+    return kAbsent;
+}
+
+void BanSet::candidates(const Address& addr, PrefixMask& m) const noexcept {
+    if (addr.family == Family::V4) {
+        if (v4_.empty()) return;
+        const int q = addr.prefix;
+        if (q >= 16 && !v4_presence_.empty()) {
+            std::uint32_t bits = v4_presence_[v4_key(addr) >> 16];
+            for (int p = 16; p <= q; ++p)
+                if ((bits >> (p - 16)) & 1) m.set(p);
+        }
+        for (int p = 0; p < 16 && p <= q; ++p)
+            if ((v4_short_ >> p) & 1) m.set(p);
+        return;
+    }
+    for (const auto& l : v6_)
+        if (l.prefix <= addr.prefix) m.set(l.prefix);
 }
 
 void BanSet::index_levels() noexcept {

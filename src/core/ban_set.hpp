@@ -14,6 +14,18 @@ namespace sp::core {
 // Time is PostgreSQL's TimestampTz (microseconds); a permanent ban never expires.
 constexpr std::int64_t kNeverExpires = std::numeric_limits<std::int64_t>::max();
 
+// What a set holds for one exact network: nothing, or an expiry; a layered set (an overlay over
+// a shared base) marks a network the base holds but the table no longer does as erased.
+constexpr std::int64_t kAbsent = std::numeric_limits<std::int64_t>::min();
+constexpr std::int64_t kErased = std::numeric_limits<std::int64_t>::min() + 1;
+
+// A set of mask lengths: bit p for IPv4 prefix p (0..32) or IPv6 prefix p (0..128).
+struct PrefixMask {
+    std::uint64_t bits[3] = {0, 0, 0};
+    void set(int p) noexcept { bits[p >> 6] |= std::uint64_t(1) << (p & 63); }
+    bool test(int p) const noexcept { return (bits[p >> 6] >> (p & 63)) & 1; }
+};
+
 struct BanEntry {
     Address net;
     std::int64_t expires_at; // kNeverExpires for a permanent ban
@@ -42,6 +54,12 @@ public:
     // True when an entry active at `now` equals `addr` or contains it.
     bool contains(const Address& addr, std::int64_t now) const noexcept;
 
+    // The expiry held for exactly `net` (masked to its prefix), or kAbsent.
+    std::int64_t probe(const Address& net) const noexcept;
+    // Adds to `m` the mask lengths (at most addr.prefix) under which this set may hold a network
+    // containing `addr`.
+    void candidates(const Address& addr, PrefixMask& m) const noexcept;
+
     std::size_t size() const noexcept { return size_; }
     std::size_t memory_bytes() const noexcept;
     void swap(BanSet& other) noexcept;
@@ -66,6 +84,7 @@ private:
         void assign(Key key, std::int64_t expires); // grows the table when needed
         bool erase(Key key) noexcept;               // backward-shift deletion: no tombstones
         bool active(Key key, std::int64_t now) const noexcept;
+        std::int64_t find(Key key) const noexcept; // kAbsent when not held
     };
 
     void index_levels() noexcept;

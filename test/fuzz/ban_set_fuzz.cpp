@@ -1,6 +1,9 @@
-// libFuzzer differential target for the ban set: the input encodes bans (address, mask, expiry)
-// and probes; BanSet::contains must agree with a brute-force scan on every probe.
+// libFuzzer differential target for the ban sets: the input encodes bans (address, mask, expiry),
+// then changes and probes. A BanSet built from the bans and changed in place, and a FlatBanSet
+// built from the bans under a BanSet overlay of the changes (the shared-memory layout), must both
+// agree with a brute-force scan on every probe.
 #include "core/ban_set.hpp"
+#include "core/flat_ban_set.hpp"
 
 #include <cstdint>
 #include <cstdlib>
@@ -60,6 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     r.take(&built_at, 1);
     sp::core::BanSet set;
     set.build(bans.data(), bans.size(), built_at);
+    std::vector<std::uint64_t> flat_buf(sp::core::FlatBanSet::bytes_for(bans.data(), bans.size(), built_at) / 8 + 1);
+    if (!sp::core::FlatBanSet::build_into(flat_buf.data(), flat_buf.size() * 8, bans.data(), bans.size(), built_at)) std::abort();
+    sp::core::FlatBanSet flat(flat_buf.data());
+    sp::core::BanSet overlay;
 
     // The model: one expiry per network (a build keeps the later of duplicates).
     std::vector<sp::core::BanEntry> model;
@@ -83,6 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case 0: { // the row for addr now expires at arg
             std::int64_t exp = arg == 255 ? sp::core::kNeverExpires : std::int64_t(arg);
             set.assign(addr, exp);
+            overlay.assign(addr, exp);
             auto it = find(addr);
             if (it == model.end()) model.push_back({addr, exp});
             else it->expires_at = exp;
@@ -90,6 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         case 1: { // the row for addr is gone
             set.erase(addr);
+            overlay.assign(addr, sp::core::kErased);
             auto it = find(addr);
             if (it != model.end()) model.erase(it);
             break;
@@ -99,6 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             bool expected = false;
             for (const auto& b : model) expected = expected || (b.expires_at > now && covers(b.net, addr));
             if (set.contains(addr, now) != expected) std::abort();
+            if (sp::core::layered_contains(flat, overlay, addr, now) != expected) std::abort();
         }
         }
     }
