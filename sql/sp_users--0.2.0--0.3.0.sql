@@ -424,11 +424,11 @@ ALTER FUNCTION sp_users.is_banned(text) PARALLEL SAFE;
 DROP FUNCTION sp_users.ban_cache_info();
 CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
                                         OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint,
-                                        OUT refreshes bigint, OUT changes_applied bigint)
+                                        OUT refreshes bigint, OUT changes_applied bigint, OUT shared_bytes bigint, OUT publishes bigint)
 AS 'MODULE_PATHNAME', 'sp_users_ban_cache_info'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION sp_users.ban_cache_info() IS
-'The calling backend''s ban set: active entries it holds, bytes it takes, how often it was rebuilt in full and the last rebuild''s duration, whether it is valid right now, how many calls were answered by an index lookup instead (in a transaction that changed bans itself; with a pre-0.3.0 schema, after a change), and how many incremental refreshes through the change log brought it forward, re-reading how many networks.';
+'The calling backend''s ban set: active entries it holds, bytes it takes, how often it was rebuilt in full and the last rebuild''s duration, whether it is valid right now, how many calls were answered by an index lookup instead (in a transaction that changed bans itself; with a pre-0.3.0 schema, after a change), how many incremental refreshes through the change log brought it forward, re-reading how many networks, and, with sp_users preloaded, the bytes of the shared base it reads (0 = a private set; entries then counts the base and this backend''s own changes since it, memory_bytes only the latter) and how many bases it built and published.';
 REVOKE ALL ON FUNCTION sp_users.ban_cache_info() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sp_users.ban_cache_info() TO sp_users_admin, sp_users_readonly;
 

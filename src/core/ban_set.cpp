@@ -147,7 +147,10 @@ bool BanSet::contains(const Address& addr, std::int64_t now) const noexcept {
         if (v4_.empty()) return false;
         std::uint32_t key = v4_key(addr);
         int q = addr.prefix; // a ban can only contain the query if its mask is no longer
-        if (q >= 16) {
+        if (q >= 16 && v4_presence_.empty()) {
+            for (const auto& l : v4_)
+                if (l.prefix >= 16 && l.prefix <= q && l.active(mask_key(key, 32, l.prefix), now)) return true;
+        } else if (q >= 16) {
             std::uint32_t bits = v4_presence_[key >> 16];
             if (q < 32) bits &= (std::uint32_t(2) << (q - 16)) - 1;
             while (bits) {
@@ -204,6 +207,9 @@ void BanSet::candidates(const Address& addr, PrefixMask& m) const noexcept {
             std::uint32_t bits = v4_presence_[v4_key(addr) >> 16];
             for (int p = 16; p <= q; ++p)
                 if ((bits >> (p - 16)) & 1) m.set(p);
+        } else if (q >= 16) {
+            for (const auto& l : v4_)
+                if (l.prefix >= 16 && l.prefix <= q) m.set(l.prefix);
         }
         for (int p = 0; p < 16 && p <= q; ++p)
             if ((v4_short_ >> p) & 1) m.set(p);
@@ -234,13 +240,13 @@ void BanSet::assign(const Address& net, std::int64_t expires) {
             v4_.back().prefix = p;
             index_levels();
         }
-        if (v4_presence_.empty()) v4_presence_.assign(std::size_t(1) << 16, 0);
         auto& level = v4_[std::size_t(v4_by_prefix_[p])];
         std::size_t before = level.count;
         level.assign(key, expires);
         size_ += level.count - before;
-        // Presence bits are only ever set here: a stale bit after an erase costs one probe.
-        if (p >= 16) v4_presence_[key >> 16] |= std::uint32_t(1) << (p - 16);
+        // Presence bits are only ever set here: a stale bit after an erase costs one probe. A set
+        // made by changes alone (an overlay: a few entries) has no presence table at all.
+        if (p >= 16 && !v4_presence_.empty()) v4_presence_[key >> 16] |= std::uint32_t(1) << (p - 16);
         return;
     }
     int p = std::min<int>(net.prefix, 128);

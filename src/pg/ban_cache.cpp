@@ -22,6 +22,7 @@
 #include "pg/address_pg.hpp"
 #include "pg/kept_statement.hpp"
 #include "pg/pg_headers.hpp"
+#include "pg/shared_ban_set.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -91,6 +92,11 @@ struct State {
     SnapshotKey built_snapshot;
     LocalTransactionId built_lxid = InvalidLocalTransactionId;
     Base base;
+    // Shared mode (sp_users preloaded): `set` holds only the changes since the shared base of this
+    // generation (kErased for networks the base has but the table no longer does); 0 = private set.
+    uint64 shared_gen = 0;
+    uint64 shared_bytes = 0, shared_entries = 0;
+    long publishes = 0;
     LocalTransactionId own_change_lxid = InvalidLocalTransactionId;
     unsigned long invalidations = 0;        // bumped by the callback; detects one during a refresh
     long rebuilds = 0, refreshes = 0, changes_applied = 0;
@@ -252,6 +258,7 @@ struct Loaded {
     Scope scope;
     SnapshotKey snapshot;
     bool need_rebuild;    // a refresh found TRUNCATE logged or the log pruned past the base
+    bool not_newer;       // the snapshot here does not contain the base's: cannot move forward
 };
 
 void loaded_init(Loaded& out, bool with_present) {
@@ -262,6 +269,7 @@ void loaded_init(Loaded& out, bool with_present) {
     out.present = with_present ? static_cast<bool*>(MemoryContextAllocHuge(out.context, out.capacity)) : nullptr;
     out.now = GetCurrentTransactionStartTimestamp();
     out.need_rebuild = false;
+    out.not_newer = false;
 }
 
 void loaded_reserve(Loaded& out, std::size_t more) {
@@ -272,9 +280,12 @@ void loaded_reserve(Loaded& out, std::size_t more) {
 }
 
 // PostgreSQL side of a rebuild: read every ban not yet expired at now() into a palloc'd array.
-void load_rows(State& s, Loaded& out) {
+void load_rows(State& s, Loaded& out, bool for_shared = false) {
     const Catalog& c = resolve(s);
     loaded_init(out, false);
+    // A shared base also serves transactions that started before this one (their now() is
+    // earlier): keep what expired in the last hour; lookups compare with now() anyway.
+    if (for_shared) out.now -= USECS_PER_HOUR;
     out.base.count = -1;
     // Locked before the snapshot is taken, held to the end of the transaction as a SELECT would:
     // the file read is the one a plain SELECT here reads (TRUNCATE swaps it, visibly to all).
@@ -284,6 +295,10 @@ void load_rows(State& s, Loaded& out) {
     AsOwner who = become_owner(c);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     Snapshot snap = lookup_snapshot(&out.scope);
+    if (for_shared) { // a base for everybody: the newest snapshot, whatever this transaction uses
+        snap = GetLatestSnapshot();
+        out.scope = Scope::Latest;
+    }
     PushActiveSnapshot(snap);
     out.snapshot = key_of(GetActiveSnapshot());
     if (c.incremental()) out.base = raw_base_of(GetActiveSnapshot());
@@ -360,6 +375,29 @@ void scan_log(const Catalog& c, Relation log, Relation idx, Relation table, Rela
     systable_endscan_ordered(scan);
 }
 
+// Whether `snap` shows every transaction the base's snapshot shows: a transaction below the base's
+// xmax that the base did not list as unseen must not be running in `snap`. Always true for a
+// snapshot taken after the base's; checked because a repeatable-read or parallel-query snapshot
+// may be older than a shared base another backend published.
+bool contains_base(Snapshot snap, const Base& base) {
+    FullTransactionId next = ReadNextFullTransactionId();
+    if (widen(snap->xmax, next) < base.xmax) return false;
+    auto listed = [&](uint64 x) {
+        for (uint64 u : base.unseen)
+            if (u == x) return true;
+        return false;
+    };
+    for (uint32 i = 0; i < snap->xcnt; ++i) {
+        uint64 x = widen(snap->xip[i], next);
+        if (x < base.xmax && !listed(x)) return false;
+    }
+    for (int32 i = 0; i < snap->subxcnt; ++i) {
+        uint64 x = widen(snap->subxip[i], next);
+        if (x < base.xmax && !listed(x)) return false;
+    }
+    return true;
+}
+
 // PostgreSQL side of an incremental refresh: the networks changed by the transactions `base`
 // lists, as banned_ips shows them in the snapshot a plain SELECT here would use. Direct index
 // scans: no SQL is parsed or planned on this path.
@@ -377,6 +415,7 @@ void load_changes(State& s, const Base& base, Loaded& out) {
     PushActiveSnapshot(snap);
     out.snapshot = key_of(GetActiveSnapshot());
     out.base = raw_base_of(GetActiveSnapshot());
+    if (!contains_base(GetActiveSnapshot(), base)) out.not_newer = true;
 
     // TRUNCATE shows at once even to snapshots that do not see its commit (it is not MVCC-safe),
     // and its log record may be one of those: a new file means rebuild.
@@ -392,6 +431,7 @@ void load_changes(State& s, const Base& base, Loaded& out) {
         systable_endscan(hs);
     }
 
+    if (out.not_newer) out.need_rebuild = true; // (the caller tells the two apart)
     if (!out.need_rebuild)
         scan_log(c, log, idx, table, pkey, BTGreaterEqualStrategyNumber, F_XID8GE, base.xmax, out);
     for (uint64 x : base.unseen) {
@@ -429,6 +469,8 @@ void rebuild(State& s, unsigned long seen) {
     Loaded loaded{};
     s.base.known = false;
     s.built_from = InvalidOid;
+    s.shared_gen = 0;
+    s.shared_bytes = s.shared_entries = 0;
     Oid table = InvalidOid;
     pg_call([&] {
         load_rows(s, loaded);
@@ -446,19 +488,24 @@ void rebuild(State& s, unsigned long seen) {
 }
 
 // Brings the set forward through the log; false when only a rebuild can (nothing was changed).
-bool refresh(State& s, unsigned long seen) {
+enum class Refresh { Done, NeedRebuild, SnapshotTooOld };
+
+Refresh refresh(State& s, unsigned long seen) {
     Loaded loaded{};
     pg_call([&] { load_changes(s, s.base, loaded); });
     if (loaded.need_rebuild) {
         pg_call([&] { MemoryContextDelete(loaded.context); });
-        return false;
+        return loaded.not_newer ? Refresh::SnapshotTooOld : Refresh::NeedRebuild;
     }
     s.base.known = false;
     s.built_from = InvalidOid; // until every change is applied
+    const bool overlay = s.shared_gen != 0;
     for (std::size_t i = 0; i < loaded.count; ++i) {
         const sp::core::BanEntry& e = loaded.entries[i];
         if (loaded.present[i] && e.expires_at > loaded.now)
             s.set.assign(e.net, e.expires_at);
+        else if (overlay)
+            s.set.assign(e.net, sp::core::kErased); // hides the base's entry
         else
             s.set.erase(e.net);
     }
@@ -468,7 +515,133 @@ bool refresh(State& s, unsigned long seen) {
     finish_load(s, loaded, seen);
     ++s.refreshes;
     s.changes_applied += long(loaded.count);
-    return true;
+    return Refresh::Done;
+}
+
+
+// ---- shared mode -------------------------------------------------------------------------
+
+constexpr std::size_t kOverlayLimit = 65536; // beyond this many changes, publish a fresh base
+
+void adopt_shared(State& s, const shared_bans::BaseInfo& info) {
+    s.base.known = false;
+    s.set.clear();
+    s.base.unseen.assign(info.unseen, info.unseen + info.n_unseen);
+    s.base.xmax = info.xmax;
+    s.base.lowest = info.lowest;
+    s.base.known = true;
+    s.shared_gen = info.generation;
+    s.shared_bytes = info.bytes;
+    s.shared_entries = info.entries;
+    s.built_from = info.table;
+    s.built_filenode = info.filenode;
+}
+
+// Reads banned_ips at the newest snapshot and publishes it as the shared base, unless another
+// backend published one meanwhile. False when the set does not fit (the database then uses
+// per-backend sets) or the snapshot's running list is too long to publish.
+bool publish_base(State& s, uint64 seen_generation) {
+    instr_time start;
+    INSTR_TIME_SET_CURRENT(start);
+    Loaded loaded{};
+    pg_call([&] { load_rows(s, loaded, true); });
+    bool ok = false;
+    pg_call([&] {
+        if (loaded.base.count < 0 || loaded.base.count > shared_bans::kMaxUnseen) return;
+        shared_bans::lock_build();
+        shared_bans::BaseInfo cur;
+        shared_bans::published(&cur);
+        if (cur.generation != seen_generation) { // someone else was quicker: use theirs
+            shared_bans::unlock_build();
+            ok = true;
+            return;
+        }
+        // Built on the heap of this function call, then copied into shared memory by publish().
+        auto* info = static_cast<shared_bans::BaseInfo*>(palloc0(sizeof(shared_bans::BaseInfo)));
+        info->database = MyDatabaseId;
+        info->table = s.cat.table;
+        info->filenode = loaded.filenode;
+        info->built_now = loaded.now;
+        info->xmax = loaded.base.xmax;
+        info->lowest = loaded.base.xmax;
+        info->n_unseen = loaded.base.count;
+        for (int i = 0; i < loaded.base.count; ++i) {
+            info->unseen[i] = loaded.base.unseen[i];
+            if (loaded.base.unseen[i] < info->lowest) info->lowest = loaded.base.unseen[i];
+        }
+        info->build_ms = elapsed_ms(start);
+        ok = shared_bans::publish(loaded.entries, loaded.count, info);
+        shared_bans::unlock_build();
+        MemoryContextDelete(loaded.context);
+    });
+    if (ok) {
+        ++s.publishes;
+        s.last_rebuild_ms = elapsed_ms(start);
+    }
+    return ok;
+}
+
+// Brings this backend to the snapshot a plain SELECT here would use, on the shared base.
+// Returns false when it cannot (shared set unusable, snapshot older than every base, parallel
+// query without a usable base): the caller then answers by index or privately.
+enum class SharedOutcome { Ready, UseIndex, UsePrivate };
+
+SharedOutcome bring_forward_shared(State& s, unsigned long seen, TimestampTz now) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        bool usable = false;
+        shared_bans::BaseInfo info;
+        pg_call([&] {
+            usable = shared_bans::usable_here();
+            if (usable) shared_bans::published(&info);
+        });
+        if (!usable) return SharedOutcome::UsePrivate;
+        const bool base_fits = info.generation != 0 && info.database == MyDatabaseId && info.table == s.cat.table &&
+                               info.built_now <= now;
+        if (!base_fits) {
+            if (IsInParallelMode()) return SharedOutcome::UseIndex; // no new snapshot may be taken
+            if (info.generation != 0 && info.built_now > now) return SharedOutcome::UseIndex; // a newer base than this old transaction
+            if (!publish_base(s, info.generation)) return SharedOutcome::UsePrivate;
+            continue;
+        }
+        if (s.shared_gen != info.generation || !s.base.known) adopt_shared(s, info);
+        switch (refresh(s, seen)) {
+        case Refresh::Done:
+            if (s.set.size() > kOverlayLimit && !IsInParallelMode() && s.scope == Scope::Latest) {
+                // Everybody's overlay has grown: publish a fresh base (used from the next call).
+                if (!publish_base(s, info.generation)) return SharedOutcome::UsePrivate;
+            }
+            return SharedOutcome::Ready;
+        case Refresh::SnapshotTooOld:
+            s.shared_gen = 0; // not adopted after all
+            s.base.known = false;
+            return SharedOutcome::UseIndex;
+        case Refresh::NeedRebuild:
+            s.shared_gen = 0;
+            s.base.known = false;
+            if (IsInParallelMode()) return SharedOutcome::UseIndex;
+            if (!publish_base(s, info.generation)) return SharedOutcome::UsePrivate;
+            continue;
+        }
+    }
+    return SharedOutcome::UseIndex;
+}
+
+struct LayeredProbe {
+    const sp::core::BanSet* overlay;
+    const sp::core::Address* addr;
+    TimestampTz now;
+    bool banned;
+};
+void layered_probe(const sp::core::FlatBanSet& base, void* arg) {
+    auto* p = static_cast<LayeredProbe*>(arg);
+    p->banned = sp::core::layered_contains(base, *p->overlay, *p->addr, p->now);
+}
+
+// The shared base plus this backend's overlay; false in `same` when a newer base was published.
+bool shared_contains(State& s, const sp::core::Address& addr, TimestampTz now, bool* same) {
+    LayeredProbe probe{&s.set, &addr, now, false};
+    pg_call([&] { *same = shared_bans::with_base(s.shared_gen, layered_probe, &probe); });
+    return probe.banned;
 }
 
 } // namespace
@@ -483,13 +656,19 @@ bool is_banned(const sp::core::Address& addr) {
     State& s = state();
     pg_call([] { AcceptInvalidationMessages(); });
     const TimestampTz now = GetCurrentTransactionStartTimestamp();
-    if (s.own_change_lxid != MyProc->lxid && set_usable(s))
-        return s.set.contains(addr, now); // raises nothing: no guard on the hot path
+    const bool own_changes = s.own_change_lxid == MyProc->lxid;
+    if (!own_changes && set_usable(s)) {
+        if (s.shared_gen == 0) return s.set.contains(addr, now); // raises nothing: no guard on the hot path
+        bool same = false;
+        bool banned = shared_contains(s, addr, now, &same);
+        if (same) return banned;
+        s.valid = false; // a new base was published: move onto it
+        s.built_lxid = InvalidLocalTransactionId;
+    }
 
     // Our own uncommitted changes (which a savepoint may still undo) are read from the table.
     bool incremental = false;
     pg_call([&] { incremental = resolve(s).incremental(); });
-    const bool own_changes = s.own_change_lxid == MyProc->lxid;
     if (!incremental && !own_changes) {
         // A schema without the log (0.1.0, 0.2.0): ski rental, index lookups until they have cost
         // as much as one rebuild, then rebuild.
@@ -498,27 +677,45 @@ bool is_banned(const sp::core::Address& addr) {
             s.fallback_budget_ms = s.last_rebuild_ms;
         }
     }
-    if (own_changes || (!incremental && s.fallback_budget_ms > 0)) {
+    bool use_index = own_changes || (!incremental && s.fallback_budget_ms > 0);
+
+    unsigned long seen = s.invalidations;
+    if (!use_index && incremental) {
+        switch (bring_forward_shared(s, seen, now)) {
+        case SharedOutcome::Ready: {
+            bool same = false;
+            bool banned = shared_contains(s, addr, now, &same);
+            if (same) return banned;
+            use_index = true; // published again meanwhile: this once, ask the table
+            break;
+        }
+        case SharedOutcome::UseIndex: use_index = true; break;
+        case SharedOutcome::UsePrivate: break;
+        }
+    }
+    if (use_index) {
         instr_time start;
         INSTR_TIME_SET_CURRENT(start);
         bool banned = false;
         pg_call([&] { banned = lookup_by_index(s, addr, now); });
-        if (!own_changes) s.fallback_budget_ms -= elapsed_ms(start);
+        if (!own_changes && !incremental) s.fallback_budget_ms -= elapsed_ms(start);
         ++s.fallback_lookups;
         return banned;
     }
 
-    unsigned long seen = s.invalidations;
-    const bool can_refresh = incremental && s.base.known && OidIsValid(s.built_from) && s.built_from == s.cat.table &&
-                             !IsInParallelMode();
-    if (!can_refresh || !refresh(s, seen)) rebuild(s, seen);
+    // A private set: brought forward through the log, or rebuilt.
+    const bool can_refresh = incremental && s.shared_gen == 0 && s.base.known && OidIsValid(s.built_from) &&
+                             s.built_from == s.cat.table && !IsInParallelMode();
+    if (!can_refresh || refresh(s, seen) != Refresh::Done) rebuild(s, seen);
     return s.set.contains(addr, now);
 }
 
 Info info() noexcept {
     const State& s = state();
-    return Info{long(s.set.size()), long(s.set.memory_bytes()), s.rebuilds, s.last_rebuild_ms, s.valid,
-                s.fallback_lookups, s.refreshes, s.changes_applied};
+    const bool shared = s.shared_gen != 0;
+    return Info{long(shared ? s.shared_entries + s.set.size() : s.set.size()), long(s.set.memory_bytes()), s.rebuilds,
+                s.last_rebuild_ms, s.valid, s.fallback_lookups, s.refreshes, s.changes_applied,
+                long(shared ? s.shared_bytes : 0), s.publishes};
 }
 
 } // namespace sp::pg::ban_cache

@@ -26,6 +26,8 @@ struct Info {
     long fallback_lookups;
     long refreshes;        // incremental refreshes through the change log
     long changes_applied;  // networks re-read by them
+    long shared_bytes;     // the shared base this backend reads (0: a private set)
+    long publishes;        // shared bases this backend built and published
 };
 Info info() noexcept;
 

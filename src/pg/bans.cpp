@@ -54,7 +54,7 @@ SP_FUNCTION(sp_users_escalated_duration) {
 
 // sp_users.ban_cache_info() RETURNS (entries bigint, memory_bytes bigint, rebuilds bigint,
 //                                    last_rebuild_ms float8, valid boolean, fallback_lookups bigint,
-//                                    refreshes bigint, changes_applied bigint)
+//                                    refreshes bigint, changes_applied bigint, shared_bytes bigint, publishes bigint)
 SP_FUNCTION(sp_users_ban_cache_info) {
     sp::pg::ban_cache::Info info = sp::pg::ban_cache::info();
     Datum result = 0;
@@ -62,10 +62,11 @@ SP_FUNCTION(sp_users_ban_cache_info) {
         TupleDesc desc;
         if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
         desc = BlessTupleDesc(desc);
-        Datum values[8] = {Int64GetDatum(info.entries), Int64GetDatum(info.memory_bytes), Int64GetDatum(info.rebuilds),
-                           Float8GetDatum(info.last_rebuild_ms), BoolGetDatum(info.valid), Int64GetDatum(info.fallback_lookups),
-                           Int64GetDatum(info.refreshes), Int64GetDatum(info.changes_applied)};
-        bool nulls[8] = {false, false, false, false, false, false, false, false};
+        Datum values[10] = {Int64GetDatum(info.entries), Int64GetDatum(info.memory_bytes), Int64GetDatum(info.rebuilds),
+                            Float8GetDatum(info.last_rebuild_ms), BoolGetDatum(info.valid), Int64GetDatum(info.fallback_lookups),
+                            Int64GetDatum(info.refreshes), Int64GetDatum(info.changes_applied), Int64GetDatum(info.shared_bytes),
+                            Int64GetDatum(info.publishes)};
+        bool nulls[10] = {};
         result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
     });
     return result;

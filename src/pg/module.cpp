@@ -1,8 +1,10 @@
 // Library entry point. Nothing here needs shared_preload_libraries: each backend registers its
-// own invalidation callback the first time it loads the library.
+// own invalidation callbacks the first time it loads the library. Preloaded, the library also
+// reserves the shared ban set (pg/shared_ban_set).
 #include "pg/ban_cache.hpp"
 #include "pg/lookup.hpp"
 #include "pg/pg_headers.hpp"
+#include "pg/shared_ban_set.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -10,6 +12,7 @@ void _PG_init(void);
 }
 
 void _PG_init(void) {
+    if (process_shared_preload_libraries_in_progress) sp::pg::shared_bans::define_at_preload();
     sp::pg::ban_cache::register_callbacks();
     sp::pg::lookup::register_callbacks();
 }
