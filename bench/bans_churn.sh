@@ -131,4 +131,44 @@ SELECT what || ': ' || round(ms) || ' ms' FROM t;
 SELECT 'is_banned right after, in a backend holding the set: ' || sp_users.is_banned('100.128.0.7') || ', ' ||
        (SELECT 'refreshes ' || refreshes || ', full rebuilds ' || rebuilds || ', last ' || round(last_rebuild_ms::numeric) || ' ms' FROM sp_users.ban_cache_info());
 SQL
+
+# Memory for 1 and 50 connections that have called is_banned, with and without sp_users preloaded:
+# a cluster of its own (port 54819) with the same data, restarted between the two settings; and
+# is_banned against the address under churn on the shared set.
+MEMDIR=/tmp/sp_users-bench-mem
+export PGDEV_DIR=$MEMDIR PGDEV_PORT=54819 PGDEV_PRELOAD=sp_users PGDEV_CRON_DB=postgres
+export PGDEV_CONF="sp_users.shared_ban_set_size = '128MB'
+max_connections = 70"
+scripts/pgdev start --fresh >/dev/null
+eval "$(scripts/pgdev env)"
+psql -X -q -d postgres -c "CREATE DATABASE $DB"
+psql -X -q -d $DB -v net_mask=24 -f bench/bans_load.sql >/dev/null
+printf 'SELECT sp_users.is_banned(%s) \\gset\nINSERT INTO public.mem SELECT pg_backend_pid(), memory_bytes, shared_bytes FROM sp_users.ban_cache_info();\nSELECT pg_sleep(1);\n' "'1.1.1.1'" > "$OUT/mem.sql"
+memory() { # label -> one line
+  psql -X -q -d $DB -c "DROP TABLE IF EXISTS public.mem" -c "CREATE TABLE public.mem (pid int, memory_bytes bigint, shared_bytes bigint)"
+  pgbench -n -c 1 -t 1 -f "$OUT/mem.sql" $DB >/dev/null 2>&1
+  local one; one=$(psql -X -At -d $DB -c "SELECT pg_size_pretty(sum(memory_bytes) + max(shared_bytes)) FROM public.mem")
+  psql -X -q -d $DB -c "TRUNCATE public.mem"
+  pgbench -n -c 50 -j 2 -t 1 -f "$OUT/mem.sql" $DB >/dev/null 2>&1
+  psql -X -At -d $DB -c "SELECT format('%-34s 1 connection: %s;  50 connections: %s (%s private in all, %s shared)', '$1', '$one', pg_size_pretty(sum(memory_bytes) + max(shared_bytes)), pg_size_pretty(sum(memory_bytes)), pg_size_pretty(max(shared_bytes))) FROM public.mem"
+}
+echo
+echo "ban set memory (1.1 M bans, $(psql -X -At -d $DB -c "SELECT count(*) FROM sp_users.banned_ips WHERE expires_at IS NULL OR expires_at > now()") active):"
+memory "preloaded (shared_ban_set_size 128MB)"
+# shared mode under churn: address vs is_banned, rates 0 and 1000
+declare -A S
+for rate in 0 1000; do
+  for round in $(seq 1 "$ROUNDS"); do
+    for q in expr is_banned; do S[$q.$rate]+="$(run $q "$rate" "$round") "; done
+  done
+  awk -v r="$rate" -v a="$(median ${S[expr.$rate]})" -v b="$(median ${S[is_banned.$rate]})" 'BEGIN { printf "  shared set, %4d bans/s: is_banned %.0f tps, address %.0f tps: %.2fx\n", r, b, a, b / a }'
+done
+scripts/pgdev stop >/dev/null
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_owner sed -i "s/^shared_preload_libraries = .*/shared_preload_libraries = ''/" "$MEMDIR/data/postgresql.conf"
+scripts/pgdev start >/dev/null
+memory "not preloaded (one set per backend)"
+scripts/pgdev stop >/dev/null
+rm -rf "$MEMDIR"
+echo
 echo "(pgbench -M prepared -c 2 -j 2 -T $SECS per query, churn by a third client with pgbench -R; median of $ROUNDS interleaved rounds; logs in $OUT)"
