@@ -11,7 +11,9 @@ using namespace ban_hash;
 
 template <class Key>
 void BanSet::Level<Key>::reserve(std::size_t n) {
-    std::size_t capacity = n + n / 3 + 8; // load factor <= 0.75
+    // Load factor about 0.6 after a build: room for n/4 more bans before the first rehash, so a
+    // set that follows churn does not rehash its largest table right after being built.
+    std::size_t capacity = n + n * 2 / 3 + 8;
     slots.assign(capacity, Slot{Key(0), kEmpty});
     count = 0;
 }

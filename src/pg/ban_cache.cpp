@@ -28,6 +28,8 @@ extern "C" {
 #include "access/genam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
 #include "access/transam.h"
 #include "utils/array.h"
 #include "utils/datum.h"
@@ -69,7 +71,7 @@ struct Catalog {
     Oid table = InvalidOid, signal = InvalidOid, pkey = InvalidOid;
     Oid log = InvalidOid, log_xid_idx = InvalidOid, horizon = InvalidOid;
     Oid owner = InvalidOid;
-    AttrNumber expires_att = InvalidAttrNumber;
+    AttrNumber ip_att = InvalidAttrNumber, expires_att = InvalidAttrNumber;
     bool incremental() const noexcept { return OidIsValid(log) && OidIsValid(log_xid_idx) && OidIsValid(horizon) && OidIsValid(pkey); }
 };
 
@@ -139,6 +141,7 @@ const Catalog& resolve(State& s) {
     c.log = get_relname_relid("ban_changes", nsp);
     c.log_xid_idx = get_relname_relid("ban_changes_xid_idx", nsp);
     c.horizon = get_relname_relid("ban_changes_horizon", nsp);
+    c.ip_att = get_attnum(rel, "ip_address");
     c.expires_att = get_attnum(rel, "expires_at");
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
@@ -291,9 +294,6 @@ void load_rows(State& s, Loaded& out, bool for_shared = false) {
     // the file read is the one a plain SELECT here reads (TRUNCATE swaps it, visibly to all).
     Relation rel = table_open(c.table, AccessShareLock);
     out.filenode = rel->rd_node.relNode;
-    table_close(rel, NoLock);
-    AsOwner who = become_owner(c);
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     Snapshot snap = lookup_snapshot(&out.scope);
     if (for_shared) { // a base for everybody: the newest snapshot, whatever this transaction uses
         snap = GetLatestSnapshot();
@@ -303,34 +303,27 @@ void load_rows(State& s, Loaded& out, bool for_shared = false) {
     out.snapshot = key_of(GetActiveSnapshot());
     if (c.incremental()) out.base = raw_base_of(GetActiveSnapshot());
 
-    Oid argtypes[1] = {TIMESTAMPTZOID};
-    Datum values[1] = {TimestampTzGetDatum(out.now)};
-    SPIPlanPtr plan = SPI_prepare("SELECT ip_address, expires_at FROM sp_users.banned_ips "
-                                  "WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $1",
-                                  1, argtypes);
-    if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-    Portal portal = SPI_cursor_open(nullptr, plan, values, nullptr, true);
-    for (;;) {
-        CHECK_FOR_INTERRUPTS();
-        SPI_cursor_fetch(portal, true, 10000);
-        if (SPI_processed == 0) break;
-        loaded_reserve(out, SPI_processed);
-        for (uint64 i = 0; i < SPI_processed; ++i) {
-            HeapTuple row = SPI_tuptable->vals[i];
-            bool isnull = false;
-            Datum ip = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull);
-            if (isnull) continue;
-            Datum exp = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
-            sp::core::BanEntry& e = out.entries[out.count++];
-            e.net = address_from_inet(DatumGetInetPP(ip));
-            e.expires_at = isnull ? sp::core::kNeverExpires : DatumGetTimestampTz(exp);
-        }
-        SPI_freetuptable(SPI_tuptable);
+    // A plain sequential scan of the table (no SQL, no executor): twice as fast as a cursor.
+    TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
+    TupleTableSlot* slot = table_slot_create(rel, nullptr);
+    uint64 rows = 0;
+    while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+        if ((++rows & 16383) == 0) CHECK_FOR_INTERRUPTS();
+        bool isnull = false;
+        Datum exp = slot_getattr(slot, c.expires_att, &isnull);
+        TimestampTz expires = isnull ? sp::core::kNeverExpires : DatumGetTimestampTz(exp);
+        if (expires <= out.now) continue;
+        Datum ip = slot_getattr(slot, c.ip_att, &isnull);
+        if (isnull) continue;
+        loaded_reserve(out, 1);
+        sp::core::BanEntry& e = out.entries[out.count++];
+        e.net = address_from_inet(DatumGetInetPP(ip));
+        e.expires_at = expires;
     }
-    SPI_cursor_close(portal);
+    ExecDropSingleTupleTableSlot(slot);
+    table_endscan(scan);
+    table_close(rel, NoLock);
     PopActiveSnapshot();
-    SPI_finish();
-    restore_user(who);
 }
 
 // One network's row in banned_ips under the active snapshot, through the primary key.

@@ -233,6 +233,7 @@ TEST(BanSet, MemoryIsCompact) {
     BanSet set;
     set.build(bans.data(), bans.size(), 0);
     EXPECT_EQ(set.size(), 100000u);
-    // 12-byte slots at a load factor of at most 0.75, plus the 256 KiB /16 presence table.
-    EXPECT_LE(set.memory_bytes(), 134000u * 12u + 262144u + 4096u);
+    // 12-byte slots at a load factor of 0.6 (room for a quarter more before a rehash), plus the
+    // 256 KiB /16 presence table.
+    EXPECT_LE(set.memory_bytes(), 167000u * 12u + 262144u + 4096u);
 }
