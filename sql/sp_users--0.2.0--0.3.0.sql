@@ -420,6 +420,8 @@ $upgrade$;
 -- <<< functions
 
 ALTER FUNCTION sp_users.is_banned(text) PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users.is_banned(text) IS
+'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from an in-memory ban set (per backend, or shared by all connections when sp_users is preloaded) that follows every committed change through the change log sp_users.ban_changes, re-reading only the changed networks: a committed ban is seen at once, an uncommitted one never by others; a transaction that changed bans itself is answered from the table. 22P02 on invalid address text.';
 -- Two more columns (issue 13: incremental refreshes): a new OUT list needs a new function.
 DROP FUNCTION sp_users.ban_cache_info();
 CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,

@@ -1,11 +1,11 @@
--- IP bans. The hot path (is_banned) is C++ over a per-backend ban set; the rest is SQL over
+-- IP bans. The hot path (is_banned) is C++ over an in-memory ban set (pg/ban_cache); the rest is SQL over
 -- sp_users.banned_ips, whose addresses are always in sp_users.normalize_ip form.
 
 CREATE FUNCTION sp_users.is_banned(ip text) RETURNS boolean
 AS 'MODULE_PATHNAME', 'sp_users_is_banned'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.is_banned(text) IS
-'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from a per-backend in-memory ban set that transactional invalidation keeps exact (right after a change, by an index lookup until rebuilding the set pays off): a committed ban is seen at once, an uncommitted one never by others. 22P02 on invalid address text.';
+'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from an in-memory ban set (per backend, or shared by all connections when sp_users is preloaded) that follows every committed change through the change log sp_users.ban_changes, re-reading only the changed networks: a committed ban is seen at once, an uncommitted one never by others; a transaction that changed bans itself is answered from the table. 22P02 on invalid address text.';
 
 CREATE FUNCTION sp_users._escalated_duration(duration interval, previous_bans bigint) RETURNS interval
 AS 'MODULE_PATHNAME', 'sp_users_escalated_duration'
