@@ -3,7 +3,8 @@
 # network bans, a third expired. Two clients run `pgbench -M prepared -c 2 -j 2` on one query
 # while a third client writes new bans at a fixed rate (`pgbench -R`) into the table that query
 # reads; every query runs under the same churn, in interleaved rounds, and is compared with the
-# round trip that only builds the address (under ban_ip churn):
+# round trip that only builds the address (under ban_ip churn), as the median over the rounds of the
+# ratio measured within each round:
 #   is_banned     sp_users.is_banned(<address>)            churn: sp_users.ban_ip on new addresses
 #   ip4r GiST     iprange >>= on an ip4r copy of the bans  churn: INSERT into that copy
 #   seed          EXISTS on the seed's text-keyed table    churn: upsert into that table
@@ -66,11 +67,14 @@ churn_rate() { # achieved writes per second in the churn logs of one query and r
   cat "$OUT"/$1.churn$2.*.log 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tr '\n' ' '
 }
 
-declare -A T
+declare -A T R
 echo "measuring: ${SECS}s per query, $ROUNDS interleaved rounds per rate, rates: $RATES"
 for rate in $RATES; do
   for round in $(seq 1 "$ROUNDS"); do
-    for q in expr is_banned ip4r seed; do T[$q.$rate]+="$(run $q "$rate" "$round") "; done
+    declare -A this=()
+    for q in expr is_banned ip4r seed; do this[$q]=$(run $q "$rate" "$round"); T[$q.$rate]+="${this[$q]} "; done
+    # Paired within the round: the VM's throughput drifts between rounds far more than within one.
+    for q in expr is_banned ip4r seed; do R[$q.$rate]+="$(awk -v a="${this[$q]}" -v b="${this[expr]}" 'BEGIN { printf "%.4f", a / b }') "; done
   done
   echo "  rate $rate done"
 done
@@ -80,14 +84,14 @@ echo "SELECT 'refreshes ' || refreshes || ', networks re-read ' || changes_appli
 exec 3>&-
 for _ in $(seq 1 120); do [ "$(wc -l < "$OUT/long_lived.out")" -ge 3 ] && break; sleep 1; done
 
-printf '\n%-8s %-26s %12s %10s %12s\n' "bans/s" query tps "vs address" "writes/s"
+printf '\n%-8s %-26s %12s %10s %12s\n' "bans/s" query "median tps" "vs address" "writes/s"
 for rate in $RATES; do
-  base=$(median ${T[expr.$rate]})
   for q in expr is_banned ip4r seed; do
     label=$(case $q in expr) echo "address only";; is_banned) echo "sp_users.is_banned";; ip4r) echo "ip4r GiST iprange >>=";; seed) echo "seed text-key EXISTS";; esac)
     t=$(median ${T[$q.$rate]})
+    ratio=$(median ${R[$q.$rate]})
     w=$( [ "$rate" -gt 0 ] && median $(churn_rate $q "$rate") || echo 0)
-    awk -v r="$rate" -v n="$label" -v t="$t" -v b="$base" -v w="$w" 'BEGIN { printf "%-8s %-26s %12.0f %10.2f %12.0f\n", r, n, t, t / b, w }'
+    awk -v r="$rate" -v n="$label" -v t="$t" -v x="$ratio" -v w="$w" -v all="${R[$q.$rate]}" 'BEGIN { printf "%-8s %-26s %12.0f %10.2f %12.0f   rounds: %s\n", r, n, t, x, w, all }'
   done
 done
 echo
@@ -156,12 +160,15 @@ echo
 echo "ban set memory (1.1 M bans, $(psql -X -At -d $DB -c "SELECT count(*) FROM sp_users.banned_ips WHERE expires_at IS NULL OR expires_at > now()") active):"
 memory "preloaded (shared_ban_set_size 128MB)"
 # shared mode under churn: address vs is_banned, rates 0 and 1000
-declare -A S
+declare -A S SR
 for rate in 0 1000; do
   for round in $(seq 1 "$ROUNDS"); do
-    for q in expr is_banned; do S[$q.$rate]+="$(run $q "$rate" "$round") "; done
+    a=$(run expr "$rate" "$round"); b=$(run is_banned "$rate" "$round")
+    S[expr.$rate]+="$a "; S[is_banned.$rate]+="$b "
+    SR[$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.4f", b / a }') "
   done
-  awk -v r="$rate" -v a="$(median ${S[expr.$rate]})" -v b="$(median ${S[is_banned.$rate]})" 'BEGIN { printf "  shared set, %4d bans/s: is_banned %.0f tps, address %.0f tps: %.2fx\n", r, b, a, b / a }'
+  awk -v r="$rate" -v a="$(median ${S[expr.$rate]})" -v b="$(median ${S[is_banned.$rate]})" -v x="$(median ${SR[$rate]})" -v all="${SR[$rate]}" \
+    'BEGIN { printf "  shared set, %4d bans/s: is_banned %.0f tps, address %.0f tps (medians): %.2fx   rounds: %s\n", r, b, a, x, all }'
 done
 scripts/pgdev stop >/dev/null
 as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -171,4 +178,4 @@ memory "not preloaded (one set per backend)"
 scripts/pgdev stop >/dev/null
 rm -rf "$MEMDIR"
 echo
-echo "(pgbench -M prepared -c 2 -j 2 -T $SECS per query, churn by a third client with pgbench -R; median of $ROUNDS interleaved rounds; logs in $OUT)"
+echo "(pgbench -M prepared -c 2 -j 2 -T $SECS per query, churn by a third client with pgbench -R; ratio = median of the per-round ratios over $ROUNDS interleaved rounds; logs in $OUT)"
