@@ -27,6 +27,10 @@ Blocklist parse_blocklist(const char* text, std::size_t len) {
     Blocklist out;
     std::unordered_set<Address, AddressHash, AddressEq> seen;
     std::size_t pos = 0;
+    // A UTF-8 byte-order mark (files saved by some Windows editors) is not part of the first entry.
+    if (len >= 3 && static_cast<unsigned char>(text[0]) == 0xEF && static_cast<unsigned char>(text[1]) == 0xBB &&
+        static_cast<unsigned char>(text[2]) == 0xBF)
+        pos = 3;
     while (pos < len) {
         const char* nl = static_cast<const char*>(std::memchr(text + pos, '\n', len - pos));
         std::size_t end = nl ? std::size_t(nl - text) : len;

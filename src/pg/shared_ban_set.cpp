@@ -102,9 +102,9 @@ bool publish(const core::BanEntry* entries, std::size_t n, BaseInfo* info) {
         shared->too_small = true;
         if (!warned) {
             warned = true;
-            ereport(WARNING, (errmsg("sp_users: the shared ban set needs %zu MB per copy, sp_users.shared_ban_set_size allows %zu MB; "
-                                     "every backend keeps its own ban set instead",
-                                     (need + (1 << 20) - 1) >> 20, shared->per_copy >> 20),
+            ereport(WARNING, (errmsg("sp_users: the shared ban set needs %zu kB per copy, sp_users.shared_ban_set_size allows %zu kB per copy (half of it); "
+                                     "every backend of every database keeps its own ban set until the server restarts",
+                                     (need + 1023) >> 10, shared->per_copy >> 10),
                               errhint("Set sp_users.shared_ban_set_size to at least %zu MB (two copies) and restart.",
                                       2 * ((need + (1 << 20) - 1) >> 20))));
         }

@@ -65,3 +65,9 @@ TEST(Blocklist, LongEntryIsClipped) {
     ASSERT_EQ(b.problems.size(), 1u);
     EXPECT_EQ(b.problems[0].entry.size(), 200u);
 }
+
+TEST(Blocklist, ByteOrderMarkIsSkipped) {
+    Blocklist b = parse("\xEF\xBB\xBF" "1.2.3.4\n5.6.7.8\n");
+    ASSERT_EQ(b.networks.size(), 2u);
+    EXPECT_TRUE(b.problems.empty());
+}
