@@ -581,7 +581,8 @@ CREATE TRIGGER banned_ips_log_delete AFTER DELETE ON sp_users.banned_ips REFEREN
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
 CREATE TRIGGER banned_ips_invalidate AFTER TRUNCATE ON sp_users.banned_ips
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
--- A logical replica applies changes with session_replication_role = replica: log them there too.
+-- ALWAYS: on a logical subscriber (session_replication_role = replica) the initial table copy and
+-- replicated TRUNCATEs are logged too; streamed row changes fire no statement trigger there.
 ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_insert;
 ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_update;
 ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_delete;

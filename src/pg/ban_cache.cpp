@@ -5,8 +5,8 @@
 //    valid); PostgreSQL delivers it to every backend at commit (to none on abort), to the changing
 //    backend at its next command, and replays both on hot standbys;
 //  * each lookup first drains pending invalidations (a lock-free flag check when none are queued);
-//  * the set shows banned_ips as of one snapshot, the one a plain SELECT here would use: the newest
-//    (read committed) or the transaction's (repeatable read / serializable, then trusted only inside
+//  * the set shows banned_ips as of one snapshot: the newest at the time of the call (read
+//    committed, like a VOLATILE function's query) or the transaction's (repeatable read / serializable, then trusted only inside
 //    that transaction). To move it to a newer snapshot S, the backend reads the log rows visible in
 //    S of the transactions the set's snapshot did not show (xid >= its xmax, or in its running list,
 //    or its own) and re-reads only those networks in S: a change costs work proportional to what
@@ -574,9 +574,9 @@ bool publish_base(State& s, uint64 seen_generation) {
     return ok;
 }
 
-// Brings this backend to the snapshot a plain SELECT here would use, on the shared base.
-// Returns false when it cannot (shared set unusable, snapshot older than every base, parallel
-// query without a usable base): the caller then answers by index or privately.
+// Brings this backend to the snapshot lookup_snapshot() picks, on the shared base. Otherwise says
+// how to answer: privately (shared set unusable here) or by index (a snapshot older than the base,
+// a parallel query that may not publish one).
 enum class SharedOutcome { Ready, UseIndex, UsePrivate };
 
 SharedOutcome bring_forward_shared(State& s, unsigned long seen, TimestampTz now) {

@@ -1,4 +1,5 @@
 #include "core/ban_set.hpp"
+#include "ban_test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,14 +9,10 @@
 #include <vector>
 
 using namespace sp::core;
+using sp::core::test::A;
+using sp::core::test::covers;
 
 namespace {
-
-Address A(const std::string& s) {
-    Address a;
-    EXPECT_EQ(parse_address(s.data(), s.size(), a), ParseError::None) << s;
-    return a;
-}
 
 BanEntry ban(const std::string& s, std::int64_t expires = kNeverExpires) { return BanEntry{A(s), expires}; }
 
@@ -118,10 +115,6 @@ TEST(BanSet, AgreesWithBruteForce) {
         a.prefix = 128;
         return mask_to(a, prefix);
     };
-    auto covers = [](const Address& net, const Address& addr) {
-        if (net.family != addr.family || net.prefix > addr.prefix) return false;
-        return mask_to(addr, net.prefix) == net;
-    };
     for (int round = 0; round < 20; ++round) {
         std::vector<BanEntry> bans;
         for (int i = 0; i < 300; ++i) {
@@ -163,10 +156,6 @@ TEST(BanSet, IncrementalChangesAgreeWithRebuild) {
             for (int i = 1; i < 16; ++i) a.bytes[i] = std::uint8_t(rng() & 0x01);
         }
         return mask_to(a, prefix);
-    };
-    auto covers = [](const Address& net, const Address& addr) {
-        if (net.family != addr.family || net.prefix > addr.prefix) return false;
-        return mask_to(addr, net.prefix) == net;
     };
     std::vector<BanEntry> rows; // the "table": one row per network
     BanSet set;                 // starts empty and follows every change

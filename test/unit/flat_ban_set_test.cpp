@@ -1,4 +1,5 @@
 #include "core/flat_ban_set.hpp"
+#include "ban_test_util.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,14 +9,10 @@
 #include <vector>
 
 using namespace sp::core;
+using sp::core::test::A;
+using sp::core::test::covers;
 
 namespace {
-
-Address A(const std::string& s) {
-    Address a;
-    EXPECT_EQ(parse_address(s.data(), s.size(), a), ParseError::None) << s;
-    return a;
-}
 
 std::vector<std::uint64_t> build_flat(const std::vector<BanEntry>& rows, std::int64_t now) {
     std::size_t bytes = FlatBanSet::bytes_for(rows.data(), rows.size(), now);
@@ -23,11 +20,6 @@ std::vector<std::uint64_t> build_flat(const std::vector<BanEntry>& rows, std::in
     EXPECT_FALSE(FlatBanSet::build_into(buf.data(), bytes - 1, rows.data(), rows.size(), now));
     EXPECT_TRUE(FlatBanSet::build_into(buf.data(), bytes, rows.data(), rows.size(), now));
     return buf;
-}
-
-bool covers(const Address& net, const Address& addr) {
-    if (net.family != addr.family || net.prefix > addr.prefix) return false;
-    return mask_to(addr, net.prefix) == net;
 }
 
 } // namespace
