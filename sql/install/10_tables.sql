@@ -172,9 +172,14 @@ CREATE TRIGGER banned_ips_log_delete AFTER DELETE ON sp_users.banned_ips REFEREN
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
 CREATE TRIGGER banned_ips_invalidate AFTER TRUNCATE ON sp_users.banned_ips
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
--- ALWAYS: on a logical subscriber (session_replication_role = replica) the initial table copy and
--- replicated TRUNCATEs are logged too; streamed row changes fire no statement trigger there.
-ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_insert;
-ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_update;
-ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_log_delete;
+-- A logical subscriber's apply worker (session_replication_role = replica) fires no statement
+-- trigger and no ORIGIN trigger: there this row trigger, enabled for replica mode only, logs each
+-- applied row (and each row of the initial table copy) instead. TRUNCATE fires in both modes.
+CREATE FUNCTION sp_users._ban_log_row() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_ban_log_row'
+LANGUAGE C;
+COMMENT ON FUNCTION sp_users._ban_log_row() IS 'Trigger (row level, enabled only under session_replication_role = replica, as in logical replication''s apply worker): logs the network of each applied row in sp_users.ban_changes and queues the invalidation of every backend''s ban set, as the statement triggers do in origin mode.';
+CREATE TRIGGER banned_ips_log_row AFTER INSERT OR UPDATE OR DELETE ON sp_users.banned_ips
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ban_log_row();
+ALTER TABLE sp_users.banned_ips ENABLE REPLICA TRIGGER banned_ips_log_row;
 ALTER TABLE sp_users.banned_ips ENABLE ALWAYS TRIGGER banned_ips_invalidate;

@@ -54,6 +54,16 @@ CREATE TRIGGER users_count_delete AFTER DELETE ON sp_users.users REFERENCING OLD
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_statement();
 CREATE TRIGGER users_count_truncate AFTER TRUNCATE ON sp_users.users
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_truncate();
+ALTER TABLE sp_users.users ENABLE ALWAYS TRIGGER users_count_truncate;
+-- A logical subscriber's apply worker (session_replication_role = replica) fires no statement
+-- trigger: there this row trigger, enabled for replica mode only, counts each applied row (and
+-- each row of the initial table copy); in origin mode the statement triggers above count.
+CREATE FUNCTION sp_users._count_row() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_count_row' LANGUAGE C;
+COMMENT ON FUNCTION sp_users._count_row() IS 'Trigger (row level, enabled only under session_replication_role = replica, as in logical replication''s apply worker): counts each applied users row into sp_users.user_count_deltas, as the statement triggers do in origin mode.';
+CREATE TRIGGER users_count_row AFTER INSERT OR UPDATE OR DELETE ON sp_users.users
+    FOR EACH ROW EXECUTE FUNCTION sp_users._count_row();
+ALTER TABLE sp_users.users ENABLE REPLICA TRIGGER users_count_row;
 
 CREATE FUNCTION sp_users.rebuild_user_counts() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

@@ -169,6 +169,53 @@ void collect(Tuplestorestate* rows, TupleDesc desc, const KeyColumns& col, int s
     ExecDropSingleTupleTableSlot(slot);
 }
 
+// Appends one delta row per changed key, then every kCompactEvery rows folds the committed deltas
+// into this backend's shard (read committed only, never waiting for another writer).
+void record(const std::map<Key, int64>& folded, Relation rel) {
+    const int16 shard = int16(MyProcPid % kShards);
+    int appended = 0;
+    pg_call([&] {
+        Oid nsp = get_namespace_oid("sp_users", false);
+        Oid deltas_oid = get_relname_relid("user_count_deltas", nsp);
+        if (!OidIsValid(deltas_oid)) elog(ERROR, "sp_users.user_count_deltas does not exist");
+        Relation deltas = table_open(deltas_oid, RowExclusiveLock);
+        // A bare heap_insert is right only while the table has nothing else to maintain.
+        if (RelationGetIndexList(deltas) != NIL || deltas->trigdesc != nullptr || deltas->rd_att->constr != nullptr)
+            elog(ERROR, "sp_users.user_count_deltas must have no index, trigger or constraint");
+        for (const auto& [key, n] : folded) {
+            if (n == 0) continue;
+            Datum values[5] = {Int32GetDatum(key.day), ObjectIdGetDatum(key.status), Int16GetDatum(key.roles),
+                               BoolGetDatum(key.is_bot), Int64GetDatum(n)};
+            bool nulls[5] = {false, false, false, false, false};
+            HeapTuple tuple = heap_form_tuple(RelationGetDescr(deltas), values, nulls);
+            simple_heap_insert(deltas, tuple);
+            heap_freetuple(tuple);
+            ++appended;
+        }
+        table_close(deltas, NoLock);
+    });
+    appended_since_compaction() += appended;
+    if (appended_since_compaction() >= kCompactEvery && !IsolationUsesXactSnapshot()) {
+        bool done = false;
+        pg_call([&] {
+            if (!try_lock_counters(counts_relid(), shard_lock(shard))) return; // retried on the next statement
+            Oid saved_user;
+            int saved_sec;
+            GetUserIdAndSecContext(&saved_user, &saved_sec);
+            SetUserIdAndSecContext(rel->rd_rel->relowner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+            Oid types[1] = {INT2OID};
+            Datum values[1] = {Int16GetDatum(shard)};
+            if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+                elog(ERROR, "sp_users: folding counter deltas failed");
+            SPI_finish();
+            SetUserIdAndSecContext(saved_user, saved_sec);
+            done = true;
+        });
+        if (done) appended_since_compaction() = 0;
+    }
+}
+
 } // namespace
 
 // AFTER INSERT / UPDATE / DELETE ... REFERENCING ... FOR EACH STATEMENT on sp_users.users:
@@ -197,51 +244,37 @@ SP_FUNCTION(sp_users_count_statement) {
     if (count == 0) return PointerGetDatum(nullptr);
     std::map<Key, int64> folded;
     for (int i = 0; i < count; ++i) folded[keys[i]] += signs[i];
-
-    const int16 shard = int16(MyProcPid % kShards);
-    int appended = 0;
     pg_call([&] {
-        Oid nsp = get_namespace_oid("sp_users", false);
-        Oid deltas_oid = get_relname_relid("user_count_deltas", nsp);
-        if (!OidIsValid(deltas_oid)) elog(ERROR, "sp_users.user_count_deltas does not exist");
-        Relation deltas = table_open(deltas_oid, RowExclusiveLock);
-        // A bare heap_insert is right only while the table has nothing else to maintain.
-        if (RelationGetIndexList(deltas) != NIL || deltas->trigdesc != nullptr || deltas->rd_att->constr != nullptr)
-            elog(ERROR, "sp_users.user_count_deltas must have no index, trigger or constraint");
-        for (const auto& [key, n] : folded) {
-            if (n == 0) continue;
-            Datum values[5] = {Int32GetDatum(key.day), ObjectIdGetDatum(key.status), Int16GetDatum(key.roles),
-                               BoolGetDatum(key.is_bot), Int64GetDatum(n)};
-            bool nulls[5] = {false, false, false, false, false};
-            HeapTuple tuple = heap_form_tuple(RelationGetDescr(deltas), values, nulls);
-            simple_heap_insert(deltas, tuple);
-            heap_freetuple(tuple);
-            ++appended;
-        }
-        table_close(deltas, NoLock);
         pfree(keys);
         pfree(signs);
     });
-    appended_since_compaction() += appended;
-    if (appended_since_compaction() >= kCompactEvery && !IsolationUsesXactSnapshot()) {
-        bool folded = false;
-        pg_call([&] {
-            if (!try_lock_counters(counts_relid(), shard_lock(shard))) return; // retried on the next statement
-            Oid saved_user;
-            int saved_sec;
-            GetUserIdAndSecContext(&saved_user, &saved_sec);
-            SetUserIdAndSecContext(rel->rd_rel->relowner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-            Oid types[1] = {INT2OID};
-            Datum values[1] = {Int16GetDatum(shard)};
-            if (SPI_execute_with_args(kCompactSql, 1, types, values, nullptr, false, 0) != SPI_OK_INSERT)
-                elog(ERROR, "sp_users: folding counter deltas failed");
-            SPI_finish();
-            SetUserIdAndSecContext(saved_user, saved_sec);
-            folded = true;
-        });
-        if (folded) appended_since_compaction() = 0;
-    }
+    record(folded, rel);
+    return PointerGetDatum(nullptr);
+}
+
+// AFTER INSERT / UPDATE / DELETE FOR EACH ROW on sp_users.users, ENABLE REPLICA: fires only where
+// statement triggers do not (session_replication_role = replica: logical replication's apply and
+// initial copy), so every change is counted exactly once whoever writes it.
+SP_FUNCTION(sp_users_count_row) {
+    Relation rel = nullptr;
+    Key old_key{}, new_key{};
+    bool has_old = false, has_new = false;
+    pg_call([&] {
+        static const sp::pg::TriggerShape shape{"sp_users._count_row()", "users", false, true,
+                                                 sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete, false};
+        TriggerData* td = sp::pg::checked_trigger(fcinfo, shape);
+        rel = td->tg_relation;
+        const KeyColumns col = key_columns(rel->rd_att);
+        const TriggerEvent ev = td->tg_event;
+        has_old = !TRIGGER_FIRED_BY_INSERT(ev);
+        has_new = !TRIGGER_FIRED_BY_DELETE(ev);
+        if (has_old) old_key = key_of(td->tg_trigtuple, rel->rd_att, col);
+        if (has_new) new_key = key_of(TRIGGER_FIRED_BY_UPDATE(ev) ? td->tg_newtuple : td->tg_trigtuple, rel->rd_att, col);
+    });
+    std::map<Key, int64> folded;
+    if (has_old) folded[old_key] -= 1;
+    if (has_new) folded[new_key] += 1;
+    record(folded, rel);
     return PointerGetDatum(nullptr);
 }
 
