@@ -266,11 +266,19 @@ BEGIN
         RAISE WARNING 'the clean-up is scheduled (pg_cron job %), but its runs will fail: %', job_id, p.problem
             USING HINT = coalesce(p.hint || ' ', '') || 'SELECT * FROM sp_users.cleanup_status() shows the runs.';
     END IF;
+    -- On a logical subscriber the clean-up belongs to the publisher, whose deletions replicate.
+    IF EXISTS (SELECT 1 FROM pg_subscription s JOIN pg_subscription_rel r ON r.srsubid = s.oid
+                WHERE s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+                  AND s.subenabled AND r.srrelid = 'sp_users.users'::regclass) THEN
+        RAISE WARNING 'the clean-up is scheduled (pg_cron job %) in a database that receives sp_users.users from a logical subscription', job_id
+            USING DETAIL = 'It would delete anonymous users the publisher still has; the publisher''s own clean-up reaches this database through replication.',
+                  HINT = 'SELECT sp_users.unschedule_anonymous_cleanup() here, and schedule the clean-up here after a switch-over.';
+    END IF;
     RETURN job_id;
 END
 $$;
 COMMENT ON FUNCTION sp_users.schedule_anonymous_cleanup(text, integer, boolean) IS
-'Schedules (or updates in place) the pg_cron job sp_users_cleanup_anonymous, which runs CALL sp_users.run_anonymous_cleanup(retention_days, enforce) on the cron schedule (default hourly). Returns the pg_cron job id, with a WARNING when its runs cannot start the way pg_cron is configured (e.g. cron.use_background_workers off and pg_hba.conf asking for a password over TCP). Without pg_cron: 0A000 with a HINT on enabling it; where pg_cron lives in another database: 55000 whose HINT is the exact cron.schedule_in_database(...) call to run there. sp_users.cleanup_status() shows the schedule and its runs.';
+'Schedules (or updates in place) the pg_cron job sp_users_cleanup_anonymous, which runs CALL sp_users.run_anonymous_cleanup(retention_days, enforce) on the cron schedule (default hourly). Returns the pg_cron job id, with a WARNING when its runs cannot start the way pg_cron is configured (e.g. cron.use_background_workers off and pg_hba.conf asking for a password over TCP) or when this database is a logical subscriber of sp_users.users (the clean-up belongs to the publisher). Without pg_cron: 0A000 with a HINT on enabling it; where pg_cron lives in another database: 55000 whose HINT is the exact cron.schedule_in_database(...) call to run there. sp_users.cleanup_status() shows the schedule and its runs.';
 
 CREATE FUNCTION sp_users.unschedule_anonymous_cleanup() RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

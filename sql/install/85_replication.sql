@@ -2,6 +2,32 @@
 -- subscriber keeps its own derived data (counters, ban change log) from the rows the apply worker
 -- writes, through row triggers enabled for session_replication_role = replica.
 
+-- A publication FOR ALL TABLES or FOR TABLES IN SCHEMA sp_users also carries the derived tables.
+-- The publisher must still be able to delete from them (a DELETE on a published table needs a
+-- replica identity; these two have no key), and a subscriber must not apply those rows: applied,
+-- they would count twice, collide with the node's own rows or delete its deltas.
+ALTER TABLE sp_users.ban_changes REPLICA IDENTITY FULL;
+ALTER TABLE sp_users.user_count_deltas REPLICA IDENTITY FULL;
+CREATE FUNCTION sp_users._ignore_replicated() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_ignore_replicated'
+LANGUAGE C;
+COMMENT ON FUNCTION sp_users._ignore_replicated() IS 'Trigger (row level, before, enabled only under session_replication_role = replica): in a logical replication worker, skips the rows it applies to a derived table (counters, ban change log, clean-up history), which every node derives itself; the rows sp_users'' own triggers write there pass.';
+CREATE TRIGGER user_counts_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.user_counts
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+CREATE TRIGGER user_count_deltas_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.user_count_deltas
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+CREATE TRIGGER ban_changes_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.ban_changes
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+CREATE TRIGGER ban_changes_horizon_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.ban_changes_horizon
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+CREATE TRIGGER job_runs_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.job_runs
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+ALTER TABLE sp_users.user_counts ENABLE REPLICA TRIGGER user_counts_ignore_replicated;
+ALTER TABLE sp_users.user_count_deltas ENABLE REPLICA TRIGGER user_count_deltas_ignore_replicated;
+ALTER TABLE sp_users.ban_changes ENABLE REPLICA TRIGGER ban_changes_ignore_replicated;
+ALTER TABLE sp_users.ban_changes_horizon ENABLE REPLICA TRIGGER ban_changes_horizon_ignore_replicated;
+ALTER TABLE sp_users.job_runs ENABLE REPLICA TRIGGER job_runs_ignore_replicated;
+
 CREATE FUNCTION sp_users.check_replication()
 RETURNS TABLE (side text, item text, ok boolean, detail text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -34,15 +60,16 @@ BEGIN
             CASE WHEN cardinality(missing) = 0 THEN 'publishes sp_users.' || array_to_string(pub.tabs, ', sp_users.')
                  ELSE 'add sp_users.' || array_to_string(missing, ', sp_users.') || ': ALTER PUBLICATION ' || quote_ident(pub.pubname)
                       || ' ADD TABLE sp_users.' || array_to_string(missing, ', sp_users.') END;
-        RETURN QUERY SELECT 'publisher', format('publication %I: derived tables', pub.pubname), cardinality(extra) = 0,
+        -- Harmless (subscribers skip those rows), only traffic: reported, not a failure.
+        RETURN QUERY SELECT 'publisher', format('publication %I: derived tables', pub.pubname), true,
             CASE WHEN cardinality(extra) = 0 THEN 'no derived table published (each node maintains its own)'
-                 ELSE 'do not publish sp_users.' || array_to_string(extra, ', sp_users.')
-                      || ': the subscriber derives them from the replicated rows, a copy would count twice (ALTER PUBLICATION '
-                      || quote_ident(pub.pubname) || ' DROP TABLE ...)' END;
+                 ELSE 'also carries sp_users.' || array_to_string(extra, ', sp_users.')
+                      || ', which sp_users subscribers ignore (each node derives its own); a publication FOR TABLE sp_users.users, sp_users.user_sessions, sp_users.banned_ips saves that traffic' END;
         RETURN QUERY SELECT 'publisher', format('publication %I: operations', pub.pubname),
             pub.pubinsert AND pub.pubupdate AND pub.pubdelete AND pub.pubtruncate,
             CASE WHEN pub.pubinsert AND pub.pubupdate AND pub.pubdelete AND pub.pubtruncate THEN 'insert, update, delete, truncate'
-                 ELSE 'publish every operation (publish = ''insert, update, delete, truncate''), or the copy drifts from the source' END;
+                 ELSE 'publish every operation, or the copy drifts from the source: ALTER PUBLICATION ' || quote_ident(pub.pubname)
+                      || ' SET (publish = ''insert, update, delete, truncate'')' END;
     END LOOP;
     IF published THEN
         RETURN QUERY SELECT 'publisher', 'wal_level', current_setting('wal_level') = 'logical',
@@ -70,13 +97,15 @@ BEGIN
             CASE WHEN cardinality(missing) = 0 THEN 'receives sp_users.' || array_to_string(sub.tabs, ', sp_users.')
                  ELSE 'not received: sp_users.' || array_to_string(missing, ', sp_users.')
                       || ' (add them to the publication, then ALTER SUBSCRIPTION ' || quote_ident(sub.subname) || ' REFRESH PUBLICATION)' END;
-        RETURN QUERY SELECT 'subscriber', format('subscription %I: derived tables', sub.subname), cardinality(extra) = 0,
+        RETURN QUERY SELECT 'subscriber', format('subscription %I: derived tables', sub.subname), true,
             CASE WHEN cardinality(extra) = 0 THEN 'no derived table received (this node maintains its own)'
-                 ELSE 'receives sp_users.' || array_to_string(extra, ', sp_users.')
-                      || ', which this node derives itself: drop them from the publication and REFRESH PUBLICATION, then SELECT sp_users.rebuild_user_counts()' END;
+                 ELSE 'also receives sp_users.' || array_to_string(extra, ', sp_users.')
+                      || ': this node skips those rows (trigger _ignore_replicated) and derives its own' END;
         RETURN QUERY SELECT 'subscriber', format('subscription %I: initial copy', sub.subname), sub.unready IS NULL,
             CASE WHEN sub.unready IS NULL THEN 'every table copied and streaming'
-                 ELSE 'not yet streaming: ' || array_to_string(sub.unready, ', ') END;
+                 ELSE 'not yet streaming: ' || array_to_string(sub.unready, ', ')
+                      || coalesce((SELECT format('; %s failed attempts to copy so far (the server log says why)', st.sync_error_count)
+                                     FROM pg_stat_subscription_stats st WHERE st.subname = sub.subname AND st.sync_error_count > 0), '') END;
         RETURN QUERY SELECT 'subscriber', format('subscription %I: enabled', sub.subname), sub.subenabled,
             CASE WHEN sub.subenabled THEN 'enabled' ELSE format('disabled: ALTER SUBSCRIPTION %I ENABLE', sub.subname) END;
     END LOOP;
@@ -88,6 +117,9 @@ BEGIN
                           CASE e.mode WHEN 'O' THEN 'ENABLE' WHEN 'R' THEN 'ENABLE REPLICA' ELSE 'ENABLE ALWAYS' END)
               FROM (VALUES ('users', 'users_count_insert', 'O'), ('users', 'users_count_update', 'O'), ('users', 'users_count_delete', 'O'),
                            ('users', 'users_count_truncate', 'A'), ('users', 'users_count_row', 'R'),
+                           ('user_counts', 'user_counts_ignore_replicated', 'R'), ('user_count_deltas', 'user_count_deltas_ignore_replicated', 'R'),
+                           ('ban_changes', 'ban_changes_ignore_replicated', 'R'), ('ban_changes_horizon', 'ban_changes_horizon_ignore_replicated', 'R'),
+                           ('job_runs', 'job_runs_ignore_replicated', 'R'),
                            ('banned_ips', 'banned_ips_log_insert', 'O'), ('banned_ips', 'banned_ips_log_update', 'O'),
                            ('banned_ips', 'banned_ips_log_delete', 'O'), ('banned_ips', 'banned_ips_invalidate', 'A'),
                            ('banned_ips', 'banned_ips_log_row', 'R')) AS e(tbl, name, mode)
@@ -114,4 +146,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.check_replication() IS
-'Checks this database''s logical replication of sp_users, one row per check (side, item, ok, detail with the command that fixes it). Publisher: each publication carrying sp_users tables publishes users, user_sessions and banned_ips, no derived table (user_counts, user_count_deltas, ban_changes, ban_changes_horizon, job_runs) and every operation; wal_level = logical. Subscriber: each subscription receives the source tables and no derived one, has finished its initial copy and is enabled; the replica-mode triggers that keep counters and ban sets exact are enabled; the anonymous clean-up is not scheduled here. docs/replication.md has the recipe.';
+'Checks this database''s logical replication of sp_users, one row per check (side, item, ok, detail with the command that fixes it). Publisher: each publication carrying sp_users tables publishes users, user_sessions and banned_ips and every operation (derived tables, e.g. with FOR ALL TABLES, are reported; subscribers ignore their rows); wal_level = logical. Subscriber: each subscription receives the source tables, has finished its initial copy (failed copy attempts counted) and is enabled; the replica-mode triggers that keep counters and ban sets exact are enabled; the anonymous clean-up is not scheduled here. docs/replication.md has the recipe.';

@@ -169,6 +169,18 @@ void collect(Tuplestorestate* rows, TupleDesc desc, const KeyColumns& col, int s
     ExecDropSingleTupleTableSlot(slot);
 }
 
+bool only_replication_guard(Relation rel, Oid nsp) {
+    if (rel->trigdesc == nullptr) return true;
+    for (int i = 0; i < rel->trigdesc->numtriggers; ++i) {
+        const Trigger& t = rel->trigdesc->triggers[i];
+        const char* fn = get_func_name(t.tgfoid);
+        if (fn == nullptr || strcmp(fn, "_ignore_replicated") != 0 || get_func_namespace(t.tgfoid) != nsp ||
+            t.tgenabled != TRIGGER_FIRES_ON_REPLICA)
+            return false;
+    }
+    return true;
+}
+
 // Appends one delta row per changed key, then every kCompactEvery rows folds the committed deltas
 // into this backend's shard (read committed only, never waiting for another writer).
 void record(const std::map<Key, int64>& folded, Relation rel) {
@@ -179,8 +191,9 @@ void record(const std::map<Key, int64>& folded, Relation rel) {
         Oid deltas_oid = get_relname_relid("user_count_deltas", nsp);
         if (!OidIsValid(deltas_oid)) elog(ERROR, "sp_users.user_count_deltas does not exist");
         Relation deltas = table_open(deltas_oid, RowExclusiveLock);
-        // A bare heap_insert is right only while the table has nothing else to maintain.
-        if (RelationGetIndexList(deltas) != NIL || deltas->trigdesc != nullptr || deltas->rd_att->constr != nullptr)
+        // A bare heap_insert is right only while the table has nothing else to maintain (the
+        // replica-mode guard that drops replicated rows does not concern the node's own).
+        if (RelationGetIndexList(deltas) != NIL || !only_replication_guard(deltas, nsp) || deltas->rd_att->constr != nullptr)
             elog(ERROR, "sp_users.user_count_deltas must have no index, trigger or constraint");
         for (const auto& [key, n] : folded) {
             if (n == 0) continue;
