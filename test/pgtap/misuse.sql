@@ -93,6 +93,19 @@ DROP TRIGGER b ON tap_own.fake;
 CREATE TRIGGER t AFTER TRUNCATE ON tap_own.fake FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_truncate();
 SELECT throws_ok($$TRUNCATE tap_own.fake$$, '39P01', NULL, '_count_truncate on a foreign table: 39P01');
 DROP TRIGGER t ON tap_own.fake;
+-- The replica-mode triggers (logical replication) check where they run the same way.
+CREATE TRIGGER r1 AFTER INSERT ON tap_own.fake FOR EACH ROW EXECUTE FUNCTION sp_users._count_row();
+SELECT throws_ok($$INSERT INTO tap_own.fake VALUES (1, 2, 3)$$, '39P01', NULL, '_count_row on a foreign table: 39P01');
+DROP TRIGGER r1 ON tap_own.fake;
+CREATE TRIGGER r2 AFTER INSERT ON tap_own.fake FOR EACH ROW EXECUTE FUNCTION sp_users._ban_log_row();
+SELECT throws_ok($$INSERT INTO tap_own.fake VALUES (1, 2, 3)$$, '39P01', NULL, '_ban_log_row on a foreign table: 39P01');
+DROP TRIGGER r2 ON tap_own.fake;
+CREATE TRIGGER r3 BEFORE INSERT ON tap_own.fake FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+SELECT throws_ok($$INSERT INTO tap_own.fake VALUES (1, 2, 3)$$, '39P01', NULL, '_ignore_replicated on a foreign table: 39P01');
+DROP TRIGGER r3 ON tap_own.fake;
+SELECT throws_ok($$SELECT sp_users._count_row()$$, '39P01', NULL, '_count_row called directly: 39P01');
+SELECT throws_ok($$SELECT sp_users._ban_log_row()$$, '39P01', NULL, '_ban_log_row called directly: 39P01');
+SELECT throws_ok($$SELECT sp_users._ignore_replicated()$$, '39P01', NULL, '_ignore_replicated called directly: 39P01');
 SELECT throws_ok($$SELECT sp_users._count_statement()$$, '39P01', NULL, '_count_statement called directly: 39P01');
 SELECT throws_ok($$SELECT sp_users._ban_set_invalidate()$$, '39P01', NULL, '_ban_set_invalidate called directly: 39P01');
 -- The right table, the wrong shape: a row-level or BEFORE attachment is refused too.
@@ -102,6 +115,12 @@ SELECT throws_ok($$SELECT sp_users.create_user('lev', 'lev@example.com')$$, '39P
 ROLLBACK TO SAVEPOINT shape;
 CREATE TRIGGER bad_timing BEFORE INSERT ON sp_users.banned_ips FOR EACH STATEMENT EXECUTE FUNCTION sp_users._ban_set_invalidate();
 SELECT throws_ok($$SELECT sp_users.ban_ip('198.51.100.1', 'x', '1 hour')$$, '39P01', NULL, '_ban_set_invalidate as a BEFORE trigger: 39P01');
+ROLLBACK TO SAVEPOINT shape;
+CREATE TRIGGER bad_row_level AFTER INSERT ON sp_users.users REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION sp_users._count_row();
+SELECT throws_ok($$SELECT sp_users.create_user('lev', 'lev@example.com')$$, '39P01', NULL, '_count_row as a statement trigger: 39P01');
+ROLLBACK TO SAVEPOINT shape;
+CREATE TRIGGER bad_guard AFTER INSERT ON sp_users.job_runs FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+SELECT throws_ok($$INSERT INTO sp_users.job_runs (job_name, enforce) VALUES ('x', false)$$, '39P01', NULL, '_ignore_replicated as an AFTER trigger: 39P01');
 ROLLBACK TO SAVEPOINT shape;
 
 -- After all of it: statistics and is_banned equal plain SQL.
