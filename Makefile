@@ -18,7 +18,7 @@ DATA          = $(wildcard sql/sp_users--*.sql)
 EXTRA_CLEAN   = $(DATA_built) results regression.diffs regression.out output_iso test/unit/build
 
 REGRESS       = guard users roles sessions bans anonymous
-ISOLATION     = create_user_race ban_concurrency ban_incremental anonymous_races merge_races counter_compaction
+ISOLATION     = create_user_race ban_concurrency ban_incremental anonymous_races merge_races counter_compaction brute_force
 ISOLATION_OPTS = --inputdir=test/isolation
 
 PG_CONFIG  ?= pg_config

@@ -11,13 +11,13 @@
 # Then: the ban set's memory per backend, ban_ip against the hand-written upsert, the bulk import
 # of a 100 000-line blocklist with sp_users.ban_ips, and an exactness check by a session that
 # lived through all the churn.
-#   bench/bans_churn.sh [seconds per measurement, default 8] [rates, default "0 10 100 1000"] [rounds, default 3]
+#   bench/bans_churn.sh [seconds per measurement, default 8] [rates, default "0 10 100 1000"] [rounds, default 5]
 # ip4r (postgresql-15-ip4r) is installed for the benchmark only; sp_users does not use it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECS=${1:-8}
 RATES=${2:-"0 10 100 1000"}
-ROUNDS=${3:-3}
+ROUNDS=${3:-5}
 DB=sp_users_churn
 OUT=bench/out/bans_churn; mkdir -p "$OUT"
 if ! [ -e "$(pg_config --sharedir)/extension/ip4r.control" ]; then

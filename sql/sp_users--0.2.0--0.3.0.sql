@@ -71,7 +71,7 @@ COMMENT ON FUNCTION sp_users.find_by_name(text) IS 'The user with exactly this n
 CREATE OR REPLACE FUNCTION sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_authenticated_user'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
-COMMENT ON FUNCTION sp_users.find_authenticated_user(uuid) IS 'The user with this id only when its status is active (use it to authorise a request), or no row.';
+COMMENT ON FUNCTION sp_users.find_authenticated_user(uuid) IS 'The user with this id only when its status is active (use it to authorise a request), or no row; 28000 "account locked until ..." (or "locked permanently") while brute-force protection (record_failure) has locked the account.';
 
 CREATE OR REPLACE FUNCTION sp_users.find_user(identifier text) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_user'
@@ -1102,3 +1102,410 @@ COMMENT ON FUNCTION sp_users.check_replication() IS
 REVOKE ALL ON FUNCTION sp_users._ignore_replicated() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users.check_replication() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sp_users.check_replication() TO sp_users_admin;
+
+-- ==== Brute-force protection (issue 16).
+-- Brute-force protection (README, "Brute-force protection"): the application records each failed
+-- attempt (a login, a password-reset token, an API key, ...) for the address and/or the account;
+-- a policy per kind of attempt turns failures into address bans (escalating, capped), network bans
+-- (when enough addresses of one /24 or /64 are banned) and account lockouts (a growing wait with a
+-- maximum, permanent after N lockouts if wanted). Exact under concurrency: every counter is one
+-- row changed by an upsert under its row lock, so concurrent failures serialise and exactly one
+-- crosses a threshold; a network is counted under a transaction-level lock of its own; a
+-- rolled-back failure leaves nothing behind.
+
+CREATE TABLE sp_users.failure_policies (
+    kind                    text PRIMARY KEY,
+    -- Addresses (fail2ban's maxretry / findtime / bantime, bantime.increment, bantime.maxtime):
+    -- address_max_failures failures within address_window ban the address for address_ban,
+    -- doubled for each earlier ban of that address (SPEC's escalation), at most address_ban_max.
+    -- NULL: this kind does not count addresses.
+    address_max_failures    integer DEFAULT 10,
+    address_window          interval NOT NULL DEFAULT '10 minutes',
+    address_ban             interval NOT NULL DEFAULT '15 minutes',
+    address_ban_max         interval NOT NULL DEFAULT '1 day',
+    -- Networks: when network_after addresses of one IPv4 /network_v4_prefix (IPv6
+    -- /network_v6_prefix) are banned, the network is banned for network_ban. NULL: never.
+    network_after           integer DEFAULT 5,
+    network_v4_prefix       integer NOT NULL DEFAULT 24,
+    network_v6_prefix       integer NOT NULL DEFAULT 64,
+    network_ban             interval NOT NULL DEFAULT '1 day',
+    -- Accounts (Keycloak's max login failures, wait increment, max wait, failure reset time,
+    -- permanent lockout): account_max_failures failures, none more than account_reset apart, lock
+    -- the account for account_lockout x account_lockout_factor^(lockouts so far), at most
+    -- account_lockout_max; the account_permanent_after-th lockout in a row is permanent (NULL:
+    -- never, the default: a permanent lockout lets anyone who knows a user name lock that user
+    -- out). A success resets the count. NULL account_max_failures: no lockouts for this kind.
+    account_max_failures    integer DEFAULT 5,
+    account_reset           interval NOT NULL DEFAULT '12 hours',
+    account_lockout         interval NOT NULL DEFAULT '1 minute',
+    account_lockout_factor  double precision NOT NULL DEFAULT 2,
+    account_lockout_max     interval NOT NULL DEFAULT '15 minutes',
+    account_permanent_after integer,
+    CONSTRAINT failure_policies_kind_check CHECK (kind OPERATOR(pg_catalog.<>) '' AND pg_catalog.length(kind) OPERATOR(pg_catalog.<=) 63),
+    CONSTRAINT failure_policies_positive CHECK (
+        coalesce(address_max_failures, 1) OPERATOR(pg_catalog.>) 0 AND coalesce(network_after, 1) OPERATOR(pg_catalog.>) 0
+        AND coalesce(account_max_failures, 1) OPERATOR(pg_catalog.>) 0 AND coalesce(account_permanent_after, 1) OPERATOR(pg_catalog.>) 0
+        AND address_window OPERATOR(pg_catalog.>) interval '0' AND address_ban OPERATOR(pg_catalog.>) interval '0'
+        AND address_ban_max OPERATOR(pg_catalog.>=) address_ban AND network_ban OPERATOR(pg_catalog.>) interval '0'
+        AND account_reset OPERATOR(pg_catalog.>) interval '0' AND account_lockout OPERATOR(pg_catalog.>) interval '0'
+        AND account_lockout_max OPERATOR(pg_catalog.>=) account_lockout AND account_lockout_factor OPERATOR(pg_catalog.>=) 1),
+    CONSTRAINT failure_policies_prefixes CHECK (network_v4_prefix BETWEEN 8 AND 31 AND network_v6_prefix BETWEEN 16 AND 127)
+);
+COMMENT ON TABLE sp_users.failure_policies IS 'Brute-force policy per kind of failed attempt (login, password_reset, api, or your own): thresholds, windows and durations for address bans, network bans and account lockouts. Administrators edit it with plain INSERT / UPDATE; record_failure reads it on every call.';
+INSERT INTO sp_users.failure_policies (kind) VALUES ('login');
+INSERT INTO sp_users.failure_policies (kind, address_max_failures, address_window, address_ban, address_ban_max,
+                                       account_max_failures, account_reset, account_lockout, account_lockout_max)
+VALUES ('password_reset', 5, '1 hour', '1 hour', '7 days', 3, '1 hour', '15 minutes', '1 day');
+INSERT INTO sp_users.failure_policies (kind, address_max_failures, address_window, address_ban, address_ban_max,
+                                       network_after, account_max_failures)
+VALUES ('api', 50, '1 minute', '5 minutes', '1 hour', 10, NULL);
+
+-- Recent failures of an address: their times within the window, oldest first (at most
+-- address_max_failures of them), so the window slides exactly.
+CREATE TABLE sp_users.address_failures (
+    kind        text NOT NULL REFERENCES sp_users.failure_policies (kind) ON UPDATE CASCADE ON DELETE CASCADE,
+    ip_address  inet NOT NULL,
+    recent      timestamptz[] NOT NULL,
+    PRIMARY KEY (ip_address, kind)
+);
+COMMENT ON TABLE sp_users.address_failures IS 'Failures per address and kind not yet turned into a ban: the times of those within the policy''s window, oldest first. Written by record_failure; pruned by cleanup_failures.';
+
+CREATE TABLE sp_users.account_failures (
+    user_id          uuid NOT NULL REFERENCES sp_users.users (id) ON DELETE CASCADE,
+    kind             text NOT NULL REFERENCES sp_users.failure_policies (kind) ON UPDATE CASCADE ON DELETE CASCADE,
+    failures         integer NOT NULL,
+    last_failure_at  timestamptz NOT NULL,
+    lockouts         integer NOT NULL DEFAULT 0,
+    locked_until     timestamptz,            -- 'infinity': locked permanently
+    PRIMARY KEY (user_id, kind)
+);
+CREATE INDEX account_failures_locked_idx ON sp_users.account_failures (locked_until DESC) WHERE locked_until IS NOT NULL;
+COMMENT ON TABLE sp_users.account_failures IS 'Failures and lockouts per account and kind: failures since the last lockout, success or reset time; lockouts in a row; locked_until (infinity = permanently). Written by record_failure and record_success, lifted by lift_lockout, pruned by cleanup_failures.';
+
+SELECT pg_catalog.pg_extension_config_dump('sp_users.failure_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.address_failures', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.account_failures', '');
+
+-- first x factor^steps, at most cap, without overflowing an interval however large steps grows.
+CREATE FUNCTION sp_users._grown(first interval, factor double precision, steps integer, cap interval) RETURNS interval
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN factor <= 1 OR steps <= 0 THEN least(first, cap)
+                WHEN steps * ln(factor) >= ln(greatest(extract(epoch FROM cap) / greatest(extract(epoch FROM first), 1e-6), 1)) THEN cap
+                ELSE least(first * power(factor, steps), cap) END
+$$;
+COMMENT ON FUNCTION sp_users._grown(interval, double precision, integer, interval) IS 'Internal: first x factor^steps, capped, for escalating bans and lockouts (never overflows an interval).';
+
+CREATE FUNCTION sp_users.record_failure(kind text, ip text DEFAULT NULL, user_id uuid DEFAULT NULL,
+                                        OUT outcome text[], OUT address_failures integer, OUT address_banned_until timestamptz,
+                                        OUT network inet, OUT network_banned_until timestamptz,
+                                        OUT account_failures integer, OUT account_locked_until timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p sp_users.failure_policies;
+    addr inet;
+    prev integer;
+    ban sp_users.banned_ips;
+    net inet;
+    banned_in_net bigint;
+    f integer;
+    l integer;
+    locked timestamptz;
+    wait interval;
+BEGIN
+    outcome := '{counted}';
+    SELECT * INTO p FROM sp_users.failure_policies fp WHERE fp.kind = record_failure.kind;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown failure kind: %', coalesce(record_failure.kind, 'NULL') USING ERRCODE = '22023',
+            HINT = 'INSERT INTO sp_users.failure_policies (kind) VALUES (...) adds a kind with the default policy.';
+    END IF;
+    IF ip IS NULL AND user_id IS NULL THEN
+        RAISE EXCEPTION 'ip and user_id must not both be NULL' USING ERRCODE = '22023';
+    END IF;
+
+    IF ip IS NOT NULL THEN
+        addr := sp_users.normalize_ip(ip)::inet;
+        IF masklen(addr) <> (CASE family(addr) WHEN 4 THEN 32 ELSE 128 END) THEN
+            RAISE EXCEPTION 'ip must be a single address, not a network: %', ip USING ERRCODE = '22023';
+        END IF;
+    END IF;
+    IF user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sp_users.users u WHERE u.id = user_id AND u.status <> 'deleted') THEN
+        RAISE EXCEPTION 'user not found: %', user_id USING ERRCODE = 'P0002';
+    END IF;
+
+    IF addr IS NOT NULL AND p.address_max_failures IS NOT NULL THEN
+        INSERT INTO sp_users.address_failures AS a (kind, ip_address, recent) VALUES (p.kind, addr, ARRAY[now()])
+        ON CONFLICT ON CONSTRAINT address_failures_pkey DO UPDATE
+           SET recent = ARRAY(SELECT s.t FROM (SELECT t FROM unnest(a.recent) t WHERE t > now() - p.address_window
+                                                 ORDER BY t DESC LIMIT p.address_max_failures - 1) s ORDER BY s.t) || now()
+        RETURNING cardinality(a.recent) INTO address_failures;
+        IF address_failures >= p.address_max_failures THEN
+            SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
+            ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, address_failures, p.address_window),
+                                   sp_users._grown(p.address_ban, 2, coalesce(prev, 0), p.address_ban_max),
+                                   'brute_force:' || p.kind);
+            address_banned_until := ban.expires_at;
+            outcome := ARRAY['address_banned'];
+            DELETE FROM sp_users.address_failures a WHERE a.kind = p.kind AND a.ip_address = addr;
+            IF p.network_after IS NOT NULL THEN
+                net := network(set_masklen(addr, CASE family(addr) WHEN 4 THEN p.network_v4_prefix ELSE p.network_v6_prefix END));
+                -- One network decision at a time; in read committed the count below then sees every
+                -- ban committed before the lock was granted.
+                PERFORM pg_advisory_xact_lock(21328, hashtext('sp_users.network ' || net::text));
+                IF NOT EXISTS (SELECT 1 FROM sp_users.banned_ips b
+                                WHERE b.ip_address >>= net AND (b.expires_at IS NULL OR b.expires_at > now())) THEN
+                    SELECT count(*) INTO banned_in_net FROM sp_users.banned_ips b
+                     WHERE b.ip_address << net AND masklen(b.ip_address) = CASE family(addr) WHEN 4 THEN 32 ELSE 128 END
+                       AND (b.expires_at IS NULL OR b.expires_at > now());
+                    IF banned_in_net >= p.network_after THEN
+                        ban := sp_users.ban_ip(host(net) || '/' || masklen(net),
+                                               format('%s failures: %s banned addresses in %s', p.kind, banned_in_net, net),
+                                               p.network_ban, 'brute_force:' || p.kind);
+                        network := net;
+                        network_banned_until := ban.expires_at;
+                        outcome := outcome || 'network_banned'::text;
+                    END IF;
+                END IF;
+            END IF;
+        END IF;
+    END IF;
+
+    IF user_id IS NOT NULL AND p.account_max_failures IS NOT NULL THEN
+        INSERT INTO sp_users.account_failures AS a (user_id, kind, failures, last_failure_at)
+        VALUES (record_failure.user_id, p.kind, 1, now())
+        ON CONFLICT ON CONSTRAINT account_failures_pkey DO UPDATE
+           SET failures = CASE WHEN a.last_failure_at < now() - p.account_reset THEN 1 ELSE a.failures + 1 END,
+               lockouts = CASE WHEN a.last_failure_at < now() - p.account_reset AND NOT coalesce(a.locked_until > now(), false)
+                               THEN 0 ELSE a.lockouts END,
+               last_failure_at = now()
+        RETURNING a.failures, a.lockouts, a.locked_until INTO f, l, locked;
+        account_failures := f;
+        IF f >= p.account_max_failures THEN
+            l := l + 1;
+            IF p.account_permanent_after IS NOT NULL AND l >= p.account_permanent_after THEN
+                wait := NULL; -- permanent
+            ELSE
+                wait := sp_users._grown(p.account_lockout, p.account_lockout_factor, l - 1, p.account_lockout_max);
+            END IF;
+            UPDATE sp_users.account_failures a
+               SET failures = 0, lockouts = l,
+                   locked_until = greatest(a.locked_until, coalesce(now() + wait, 'infinity'))
+             WHERE a.user_id = record_failure.user_id AND a.kind = p.kind
+            RETURNING a.locked_until INTO locked;
+            outcome := CASE WHEN outcome = '{counted}' THEN '{}' ELSE outcome END || 'account_locked'::text;
+        END IF;
+        account_locked_until := CASE WHEN locked > now() THEN locked END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.record_failure(text, text, uuid) IS
+'Records one failed attempt of a kind (a row of sp_users.failure_policies: login, password_reset, api, ...) for an address and/or an account, and applies the policy: address_max_failures within address_window ban the address (ban_ip, ban_source brute_force:<kind>) for address_ban doubled per earlier ban of it, at most address_ban_max, and clear its count; network_after banned addresses in its /network_v4_prefix (/network_v6_prefix) ban the network for network_ban; account_max_failures failures (reset after account_reset without one) lock the account for account_lockout x factor^(lockouts so far), at most account_lockout_max, permanently at the account_permanent_after-th lockout in a row. Returns outcome ({counted}, or what happened: address_banned, network_banned, account_locked), the counts, the ban ends and account_locked_until (infinity = permanently; NULL = not locked). Exact under concurrency: N concurrent failures crossing a threshold make one ban or lockout; a rolled-back call counts nothing. Unknown kind, both NULL, or a network as ip: 22023; a bad address 22P02; a missing user P0002.';
+
+CREATE FUNCTION sp_users.record_success(kind text, user_id uuid) RETURNS boolean
+LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM sp_users.account_failures a
+         WHERE a.user_id = $2 AND a.kind = $1 AND NOT coalesce(a.locked_until > now(), false)
+        RETURNING 1)
+    SELECT NOT EXISTS (SELECT 1 FROM sp_users.account_failures a WHERE a.user_id = $2 AND a.kind = $1 AND a.locked_until > now())
+$$;
+COMMENT ON FUNCTION sp_users.record_success(text, uuid) IS 'Records a successful attempt of a kind for an account: its failure count and lockouts in a row start again from zero. Returns false (and resets nothing) while the account is locked for that kind: check account_locked_until before letting a user in.';
+
+CREATE FUNCTION sp_users.account_locked_until(user_id uuid) RETURNS timestamptz
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT max(a.locked_until) FROM sp_users.account_failures a WHERE a.user_id = $1 AND a.locked_until > now()
+$$;
+COMMENT ON FUNCTION sp_users.account_locked_until(uuid) IS 'When the account''s lockout ends (the latest over all kinds; infinity = locked permanently), or NULL when it is not locked. find_authenticated_user raises 28000 for a locked account.';
+
+CREATE FUNCTION sp_users.list_lockouts(lim integer DEFAULT 100) RETURNS SETOF sp_users.account_failures
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY SELECT a.* FROM sp_users.account_failures a
+                  WHERE a.locked_until > now()
+                  ORDER BY a.locked_until DESC, a.user_id, a.kind
+                  LIMIT sp_users._page_limit(lim);
+END
+$$;
+COMMENT ON FUNCTION sp_users.list_lockouts(integer) IS 'Accounts locked now (one row per account and kind), permanent ones first, then by lockout end; lim capped at 100.';
+
+CREATE FUNCTION sp_users.lift_lockout(user_id uuid, kind text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (DELETE FROM sp_users.account_failures a WHERE a.user_id = $1 AND ($2 IS NULL OR a.kind = $2) RETURNING 1)
+    SELECT count(*) FROM gone
+$$;
+COMMENT ON FUNCTION sp_users.lift_lockout(uuid, text) IS 'Lifts the lockouts of an account (of one kind, or all) and clears its failure counts, permanent lockouts included; returns the number of (account, kind) rows cleared.';
+
+CREATE FUNCTION sp_users.cleanup_failures() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH a AS (DELETE FROM sp_users.address_failures f USING sp_users.failure_policies p
+                WHERE p.kind = f.kind AND f.recent[cardinality(f.recent)] <= now() - p.address_window RETURNING 1),
+         b AS (DELETE FROM sp_users.account_failures f USING sp_users.failure_policies p
+                WHERE p.kind = f.kind AND NOT coalesce(f.locked_until > now(), false)
+                  AND f.last_failure_at <= now() - p.account_reset RETURNING 1)
+    SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)
+$$;
+COMMENT ON FUNCTION sp_users.cleanup_failures() IS 'Deletes failure records that no longer count: addresses whose last failure left the window, accounts not locked whose last failure is older than the reset time. The scheduled clean-up (run_anonymous_cleanup) calls it; returns the rows deleted.';
+
+REVOKE ALL ON FUNCTION sp_users._grown(interval, double precision, integer, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users.record_failure(text, text, uuid), sp_users.record_success(text, uuid),
+    sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer), sp_users.lift_lockout(uuid, text),
+    sp_users.cleanup_failures() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sp_users.record_failure(text, text, uuid), sp_users.record_success(text, uuid),
+    sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer), sp_users.lift_lockout(uuid, text),
+    sp_users.cleanup_failures() TO sp_users_admin;
+GRANT EXECUTE ON FUNCTION sp_users.record_failure(text, text, uuid), sp_users.record_success(text, uuid),
+    sp_users.account_locked_until(uuid) TO sp_users_app;
+GRANT EXECUTE ON FUNCTION sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer) TO sp_users_readonly;
+REVOKE ALL ON sp_users.failure_policies, sp_users.address_failures, sp_users.account_failures FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.failure_policies, sp_users.address_failures,
+    sp_users.account_failures TO sp_users_admin;
+
+CREATE OR REPLACE PROCEDURE sp_users.run_anonymous_cleanup(retention_days integer DEFAULT 30, enforce boolean DEFAULT true,
+                                                batch_size integer DEFAULT 5000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    run_id bigint;
+    n bigint;
+    total bigint := 0;
+    batches integer := 0;
+    sessions_ended bigint := 0;
+    failures_pruned bigint := 0;
+    started timestamptz := pg_catalog.clock_timestamp();
+    batch_started timestamptz;
+    pause_factor double precision;
+BEGIN
+    -- Throttle: after each batch, pause pause_factor x the batch's duration (3 = at most a quarter of a
+    -- core), so the request load keeps its throughput. SET sp_users.cleanup_pause_factor = 0 for full speed.
+    pause_factor := coalesce(NULLIF(pg_catalog.current_setting('sp_users.cleanup_pause_factor', true), '')::double precision, 3.0);
+    IF pause_factor < 0 OR pause_factor > 100 THEN
+        RAISE EXCEPTION 'sp_users.cleanup_pause_factor must be between 0 and 100 (got %)', pause_factor USING ERRCODE = '22023';
+    END IF;
+    PERFORM sp_users._retention(retention_days);
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    run_id := sp_users._job_run_start('sp_users_cleanup_anonymous', coalesce(enforce, true),
+        pg_catalog.jsonb_build_object('retention_days', retention_days, 'batch_size', batch_size));
+    COMMIT; -- the run is visible in job_runs while it works
+
+    IF enforce IS FALSE THEN
+        n := sp_users.count_old_anonymous(retention_days);
+        PERFORM sp_users._job_run_progress(run_id, n, 0, pg_catalog.jsonb_build_object('dry_run', true), true);
+        COMMIT;
+        RAISE NOTICE 'sp_users clean-up (dry run): % anonymous users would be deleted', n;
+        RETURN;
+    END IF;
+
+    sessions_ended := sp_users.cleanup_sessions();
+    failures_pruned := sp_users.cleanup_failures(); -- brute-force records that no longer count
+    PERFORM sp_users.compact_user_counts(); -- keeps the statistics' delta table small
+    COMMIT;
+    LOOP
+        batch_started := pg_catalog.clock_timestamp();
+        n := sp_users._cleanup_anonymous_batch(retention_days, batch_size);
+        EXIT WHEN n = 0;
+        total := total + n;
+        batches := batches + 1;
+        PERFORM sp_users._job_run_progress(run_id, total, batches, '{}'::jsonb, false);
+        COMMIT;
+        RAISE NOTICE 'sp_users clean-up: batch % deleted % anonymous users (% so far)', batches, n, total;
+        IF pause_factor > 0 THEN
+            PERFORM pg_catalog.pg_sleep(pause_factor * pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - batch_started));
+        END IF;
+    END LOOP;
+    PERFORM sp_users.compact_user_counts(); -- the deleted users' counters fold away to nothing
+    PERFORM sp_users._job_run_progress(run_id, total, batches,
+        pg_catalog.jsonb_build_object('sessions_ended', sessions_ended, 'failures_pruned', failures_pruned, 'pause_factor', pause_factor,
+                                      'seconds', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started)::numeric, 3)),
+        true);
+    COMMIT;
+    RAISE NOTICE 'sp_users clean-up: done, % anonymous users deleted in % batches, % expired sessions ended', total, batches, sessions_ended;
+END
+$$;
+COMMENT ON PROCEDURE sp_users.run_anonymous_cleanup(integer, boolean, integer) IS
+'CALL it (outside a transaction block): ends expired sessions and prunes brute-force records that no longer count (cleanup_failures), then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). After each batch it pauses sp_users.cleanup_pause_factor (default 3) times the batch''s duration, so it takes at most about a quarter of a core; set it to 0 for full speed. enforce => false deletes nothing and records how many would go. At the end it compacts the statistics counters (compact_user_counts). Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
+
+
+-- ==== Merge policies (issue 16).
+-- Merge policies (issue 16): what a merge does with the source's rows, per referencing column.
+CREATE TABLE sp_users.merge_policies (
+    tbl     regclass NOT NULL,
+    col     name NOT NULL,
+    policy  text NOT NULL,
+    PRIMARY KEY (tbl, col),
+    CONSTRAINT merge_policies_policy_check CHECK (policy OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'keep']))
+);
+COMMENT ON TABLE sp_users.merge_policies IS 'Merge policy per column that holds a user id (by foreign key or registered), when it is not move: delete (the source''s rows go with the source: credentials such as OAuth links, WebAuthn or API keys) or keep (a merge is refused while the source has rows there). Set with set_merge_policy.';
+SELECT pg_catalog.pg_extension_config_dump('sp_users.merge_policies', '');
+
+CREATE FUNCTION sp_users.set_merge_policy(tbl regclass, col name, policy text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    attnum smallint;
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION 'tbl and col must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    IF policy IS NULL OR policy NOT IN ('move', 'delete', 'keep') THEN
+        RAISE EXCEPTION 'policy must be move, delete or keep (got %)', coalesce(policy, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    SELECT a.attnum INTO attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column % does not exist in table %', col, tbl USING ERRCODE = '42703';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint c
+                    WHERE c.contype = 'f' AND c.conrelid = tbl AND c.confrelid = 'sp_users.users'::regclass AND c.conkey = ARRAY[attnum])
+       AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col) THEN
+        RAISE EXCEPTION 'column % of table % holds no user id a merge follows', col, tbl USING ERRCODE = '22023',
+            HINT = 'A merge follows single-column foreign keys to sp_users.users(id) and columns registered with sp_users.register_user_reference.';
+    END IF;
+    IF policy = 'move' THEN
+        DELETE FROM sp_users.merge_policies p WHERE p.tbl = set_merge_policy.tbl AND p.col = set_merge_policy.col;
+    ELSE
+        INSERT INTO sp_users.merge_policies AS p VALUES (tbl, col, policy)
+        ON CONFLICT ON CONSTRAINT merge_policies_pkey DO UPDATE SET policy = EXCLUDED.policy;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.set_merge_policy(regclass, name, text) IS
+'Sets what merge_users and promote_anonymous do with the source''s rows in a column that holds a user id (a single-column foreign key to sp_users.users(id), or a column registered with register_user_reference): move (the default: they pass to the target), delete (they are deleted with the source and counted under tables->''deleted_with_source'': credentials such as OAuth links, WebAuthn or API keys, device certificates) or keep (the merge is refused with 2BP01 while the source has rows there). 42703 for a missing column, 22023 for a column no merge follows or another policy.';
+
+CREATE FUNCTION sp_users.list_user_references()
+RETURNS TABLE (tbl regclass, col name, found_by text, policy text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT x.tbl, x.col, string_agg(x.found_by, ', ' ORDER BY x.found_by),
+           coalesce((SELECT p.policy FROM sp_users.merge_policies p WHERE p.tbl = x.tbl AND p.col = x.col), 'move')
+      FROM (SELECT c.conrelid::regclass AS tbl, a.attname AS col, 'foreign key' AS found_by
+              FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+             WHERE c.contype = 'f' AND c.confrelid = 'sp_users.users'::regclass AND cardinality(c.conkey) = 1 AND c.conparentid = 0
+            UNION ALL
+            SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r) x
+     GROUP BY x.tbl, x.col
+     ORDER BY x.tbl::text, x.col
+$$;
+COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered), with its merge policy (move, delete or keep).';
+
+REVOKE ALL ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() TO sp_users_admin;
+REVOKE ALL ON sp_users.merge_policies FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.merge_policies TO sp_users_admin;
+COMMENT ON FUNCTION sp_users.merge_users(uuid, uuid) IS
+'Moves every row that points at source to target — in every table of the database with a single-column foreign key to sp_users.users(id), whatever its schema, and in every column registered with register_user_reference — then deletes source, in one transaction. Both users are locked in id order first, tables are processed in a fixed order, so concurrent merges cannot deadlock each other. When a moved row would violate a unique index that has the user column as a key column (the target already has its counterpart; partial indexes, expression keys and NULLS NOT DISTINCT included), the target''s row is kept and the source''s is deleted, counted under tables->''dropped_duplicates''. Returns sessions moved, total rows moved, and tables: {"schema.table.column": rows moved} (zeros included). Per column, set_merge_policy makes a merge delete the source''s rows instead (counted under tables->''deleted_with_source'') or refuse while there are any (keep: 2BP01). Source = target raises 22023; a missing (or deleted) user P0002.';

@@ -72,7 +72,7 @@ COMMENT ON FUNCTION sp_users.find_first_admin() IS 'The oldest user with role ad
 CREATE FUNCTION sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_find_authenticated_user'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
-COMMENT ON FUNCTION sp_users.find_authenticated_user(uuid) IS 'The user with this id only when its status is active (use it to authorise a request), or no row.';
+COMMENT ON FUNCTION sp_users.find_authenticated_user(uuid) IS 'The user with this id only when its status is active (use it to authorise a request), or no row; 28000 "account locked until ..." (or "locked permanently") while brute-force protection (record_failure) has locked the account.';
 
 CREATE FUNCTION sp_users._looks_like_uuid(identifier text) RETURNS boolean
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE

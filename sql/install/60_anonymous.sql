@@ -143,6 +143,7 @@ DECLARE
     total bigint := 0;
     batches integer := 0;
     sessions_ended bigint := 0;
+    failures_pruned bigint := 0;
     started timestamptz := pg_catalog.clock_timestamp();
     batch_started timestamptz;
     pause_factor double precision;
@@ -170,6 +171,7 @@ BEGIN
     END IF;
 
     sessions_ended := sp_users.cleanup_sessions();
+    failures_pruned := sp_users.cleanup_failures(); -- brute-force records that no longer count
     PERFORM sp_users.compact_user_counts(); -- keeps the statistics' delta table small
     COMMIT;
     LOOP
@@ -187,7 +189,7 @@ BEGIN
     END LOOP;
     PERFORM sp_users.compact_user_counts(); -- the deleted users' counters fold away to nothing
     PERFORM sp_users._job_run_progress(run_id, total, batches,
-        pg_catalog.jsonb_build_object('sessions_ended', sessions_ended, 'pause_factor', pause_factor,
+        pg_catalog.jsonb_build_object('sessions_ended', sessions_ended, 'failures_pruned', failures_pruned, 'pause_factor', pause_factor,
                                       'seconds', pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - started)::numeric, 3)),
         true);
     COMMIT;
@@ -195,7 +197,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE sp_users.run_anonymous_cleanup(integer, boolean, integer) IS
-'CALL it (outside a transaction block): ends expired sessions, then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). After each batch it pauses sp_users.cleanup_pause_factor (default 3) times the batch''s duration, so it takes at most about a quarter of a core; set it to 0 for full speed. enforce => false deletes nothing and records how many would go. At the end it compacts the statistics counters (compact_user_counts). Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
+'CALL it (outside a transaction block): ends expired sessions and prunes brute-force records that no longer count (cleanup_failures), then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). After each batch it pauses sp_users.cleanup_pause_factor (default 3) times the batch''s duration, so it takes at most about a quarter of a core; set it to 0 for full speed. enforce => false deletes nothing and records how many would go. At the end it compacts the statistics counters (compact_user_counts). Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
 
 -- pg_cron integration. pg_cron lives in one database (cron.database_name); its functions are
 -- called dynamically so this extension installs and works without it.

@@ -75,7 +75,8 @@ GRANT EXECUTE ON FUNCTION
     sp_users.is_banned(text), sp_users.get_ban(text), sp_users.list_active_bans(integer),
     sp_users.list_bans_by_source(text, integer), sp_users.list_bans_by_fingerprint(text),
     sp_users.count_active_bans(), sp_users.ban_cache_info(), sp_users.count_old_anonymous(integer),
-    sp_users.get_stats(), sp_users.count_by_status(), sp_users.count_by_role(), sp_users.count_with_breakdown()
+    sp_users.get_stats(), sp_users.count_by_status(), sp_users.count_by_role(), sp_users.count_with_breakdown(),
+    sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer)
 TO sp_users_readonly;
 
 -- Applications at request time: create/find users, sessions, is_banned, get_ban, ban_ip.
@@ -89,7 +90,8 @@ GRANT EXECUTE ON FUNCTION
     sp_users.session_exists(text), sp_users.end_session(text), sp_users.end_all_sessions(uuid),
     sp_users.is_banned(text), sp_users.get_ban(text),
     sp_users.ban_ip(text, text, interval, text, text, text, text, text, boolean),
-    sp_users.create_anonymous(text)
+    sp_users.create_anonymous(text),
+    sp_users.record_failure(text, text, uuid), sp_users.record_success(text, uuid), sp_users.account_locked_until(uuid)
 TO sp_users_app;
 
 -- Applications, self-service steps of a signed-in user: sign-up of an anonymous visitor, the

@@ -42,6 +42,14 @@ std::string json_string(std::string_view s) {
     return out;
 }
 
+bool parse_merge_policy(std::string_view text, MergePolicy& out) {
+    if (text == "move") out = MergePolicy::Move;
+    else if (text == "delete") out = MergePolicy::Delete;
+    else if (text == "keep") out = MergePolicy::Keep;
+    else return false;
+    return true;
+}
+
 std::vector<MergeStep> plan_merge(std::vector<Reference> refs) {
     auto key_of = [](const Reference& r) { return r.schema + "." + r.table + "." + r.column; };
     std::sort(refs.begin(), refs.end(), [&](const Reference& a, const Reference& b) { return key_of(a) < key_of(b); });
@@ -58,6 +66,17 @@ std::vector<MergeStep> plan_merge(std::vector<Reference> refs) {
 
         MergeStep step;
         step.key = key_of(r);
+        step.policy = r.policy;
+        if (r.policy == MergePolicy::Keep) {
+            step.count_sql = "SELECT count(*) FROM " + table + " WHERE " + col + " = " + source;
+            steps.push_back(std::move(step));
+            continue;
+        }
+        if (r.policy == MergePolicy::Delete) {
+            step.move_sql = "DELETE FROM " + table + " WHERE " + col + " = " + source;
+            steps.push_back(std::move(step));
+            continue;
+        }
         step.move_sql = "UPDATE " + table + " SET " + col + " = " + target + " WHERE " + col + " = " + source;
         if (!r.unique_keys.empty()) {
             // Source rows that would land on a key a target row holds, per index: each side's keys
@@ -85,6 +104,8 @@ std::vector<MergeStep> plan_merge(std::vector<Reference> refs) {
         }
         steps.push_back(std::move(step));
     }
+    // Keep checks first (stable: still in key order among themselves and among the rest).
+    std::stable_partition(steps.begin(), steps.end(), [](const MergeStep& s) { return s.policy == MergePolicy::Keep; });
     return steps;
 }
 

@@ -208,6 +208,38 @@ Datum user_column(HeapTuple row, const char* table, const char* name, bool* isnu
     return d;
 }
 
+// An sp_users relation that may not exist (a schema older than the library): memoised only once found.
+Oid optional_relation(const char* name) {
+    const Memo& m = memo();
+    for (int i = 0; i < m.count; ++i)
+        if (std::strcmp(m.entries[i].key, name) == 0) return m.entries[i].value;
+    Oid nsp = get_namespace_oid("sp_users", true);
+    Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+    return OidIsValid(rel) ? memoised(name, true, [&] { return rel; }) : InvalidOid;
+}
+
+// Raises 28000 when brute-force protection has locked the account (sp_users.account_failures:
+// a lockout of any kind still in force), as find_authenticated_user promises.
+void refuse_if_locked(Datum user_id) {
+    if (!OidIsValid(optional_relation("account_failures")) || !OidIsValid(optional_relation("account_failures_pkey"))) return;
+    const TimestampTz now = GetCurrentTransactionStartTimestamp();
+    HeapTuple lock = probe("account_failures", "account_failures_pkey", kUuidEqualOperator, F_UUID_EQ, user_id, true,
+                           [&](Relation rel, TupleTableSlot* slot) {
+                               bool isnull;
+                               Datum until = slot_getattr(slot, column(rel, "locked_until"), &isnull);
+                               return !isnull && DatumGetTimestampTz(until) > now ? 0 : -1;
+                           });
+    if (lock == nullptr) return;
+    bool isnull;
+    TimestampTz until = DatumGetTimestampTz(user_column(lock, "account_failures", "locked_until", &isnull));
+    const char* message = TIMESTAMP_IS_NOBEGIN(until) || TIMESTAMP_IS_NOEND(until)
+                              ? "account locked permanently"
+                              : psprintf("account locked until %s", timestamptz_to_str(until));
+    sp::pg::raise_clean(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, message, nullptr, nullptr,
+                        "Brute-force protection locked it (sp_users.record_failure); an administrator can lift it with sp_users.lift_lockout.");
+}
+
+
 
 // Rows in index order, ties on the index's order column broken by another column, as
 // "ORDER BY <index column>, <tie column> LIMIT n" would return them. Scans `index` (with an
@@ -322,11 +354,14 @@ SP_FUNCTION(sp_users_find_by_id) {
     return result;
 }
 
-// sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users: only an active user.
+// sp_users.find_authenticated_user(id uuid) RETURNS SETOF sp_users.users: only an active user; 28000
+// when brute-force protection has locked it.
 SP_FUNCTION(sp_users_find_authenticated_user) {
     Datum result = 0;
     pg_call([&] {
-        result = return_rows(fcinfo, user_by("users_pkey", kUuidEqualOperator, F_UUID_EQ, PG_GETARG_DATUM(0), "active", true));
+        HeapTuple user = user_by("users_pkey", kUuidEqualOperator, F_UUID_EQ, PG_GETARG_DATUM(0), "active", true);
+        if (user) refuse_if_locked(PG_GETARG_DATUM(0));
+        result = return_rows(fcinfo, user);
     });
     return result;
 }

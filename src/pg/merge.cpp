@@ -30,9 +30,10 @@ std::string uuid_text(const pg_uuid_t* u) {
     return out;
 }
 
+// %s: the merge policy of the column (sp_users.merge_policies; 'move' in a schema without it).
 const char* kReferencesSql =
     "SELECT n.nspname::text, c.relname::text, a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), "
-    "       c.oid::text, a.attnum::text "
+    "       c.oid::text, a.attnum::text, %s "
     "  FROM (SELECT con.conrelid AS rel, con.conkey[1] AS attnum FROM pg_catalog.pg_constraint con "
     "         WHERE con.contype = 'f' AND con.confrelid = 'sp_users.users'::pg_catalog.regclass "
     "           AND pg_catalog.cardinality(con.conkey) = 1 AND con.conparentid = 0 "
@@ -57,9 +58,20 @@ const char* kUniqueKeysSql =
     "                WHERE k.ord OPERATOR(pg_catalog.<=) i.indnkeyatts AND k.attnum OPERATOR(pg_catalog.=) $2::pg_catalog.int2) "
     " ORDER BY i.indexrelid, ok.ord";
 
+const char* kPolicyColumn =
+    "coalesce((SELECT p.policy FROM sp_users.merge_policies p "
+    "           WHERE p.tbl OPERATOR(pg_catalog.=) c.oid AND p.col OPERATOR(pg_catalog.=) a.attname), 'move')";
+
 std::vector<sp::core::Reference> load_references() {
     std::vector<sp::core::Reference> refs;
-    sp::pg::SpiRows rows = spi_exec(kReferencesSql, {}, true);
+    bool policies = false;
+    pg_call([&] {
+        Oid nsp = get_namespace_oid("sp_users", false);
+        policies = OidIsValid(get_relname_relid("merge_policies", nsp));
+    });
+    char sql[4096];
+    snprintf(sql, sizeof sql, kReferencesSql, policies ? kPolicyColumn : "'move'");
+    sp::pg::SpiRows rows = spi_exec(sql, {}, true);
     std::vector<std::pair<std::string, std::string>> where; // (relid, attnum) per ref
     for (uint64 i = 0; i < rows.count; ++i) {
         sp::core::Reference r;
@@ -67,6 +79,8 @@ std::vector<sp::core::Reference> load_references() {
         r.table = spi_text(rows, i, 2).value_or("");
         r.column = spi_text(rows, i, 3).value_or("");
         r.column_type = spi_text(rows, i, 4).value_or("uuid");
+        if (!sp::core::parse_merge_policy(spi_text(rows, i, 7).value_or("move"), r.policy))
+            throw SqlError(ERRCODE_DATA_CORRUPTED, "sp_users.merge_policies holds an unknown policy for " + r.table + "." + r.column);
         where.emplace_back(spi_text(rows, i, 5).value_or("0"), spi_text(rows, i, 6).value_or("0"));
         refs.push_back(std::move(r));
     }
@@ -135,10 +149,25 @@ SP_FUNCTION(sp_users_merge) {
                        "sp_users.merge_users(source, target) merges any two users; it is meant for administrators.");
 
     std::vector<sp::core::MergeStep> steps = sp::core::plan_merge(load_references());
-    std::map<std::string, long> moved, dropped;
+    std::map<std::string, long> moved, dropped, deleted;
     long total = 0;
     for (const sp::core::MergeStep& step : steps) {
         pg_call([] { CHECK_FOR_INTERRUPTS(); });
+        if (step.policy == sp::core::MergePolicy::Keep) {
+            sp::pg::SpiRows n = spi_exec(step.count_sql.c_str(), {source, target}, true);
+            const std::string rows = spi_text(n, 0, 1).value_or("0");
+            if (rows != "0")
+                throw SqlError(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+                               "merge refused: " + step.key + " holds " + rows + " rows of user " + source + " and its merge policy is keep",
+                               "Move or delete those rows first, or change the column's policy with sp_users.set_merge_policy.");
+            moved[step.key] = 0;
+            continue;
+        }
+        if (step.policy == sp::core::MergePolicy::Delete) {
+            deleted[step.key] = long(spi_exec(step.move_sql.c_str(), {source, target}, false).count);
+            moved[step.key] = 0;
+            continue;
+        }
         if (!step.dedupe_sql.empty()) {
             uint64 n = spi_exec(step.dedupe_sql.c_str(), {source, target}, false).count;
             if (n > 0) dropped[step.key] = long(n);
@@ -162,6 +191,15 @@ SP_FUNCTION(sp_users_merge) {
         json += std::string(json.size() > 1 ? ", " : "") + "\"dropped_duplicates\": {";
         bool first = true;
         for (const auto& [key, n] : dropped) {
+            json += std::string(first ? "" : ", ") + sp::core::json_string(key) + ": " + std::to_string(n);
+            first = false;
+        }
+        json += "}";
+    }
+    if (!deleted.empty()) {
+        json += std::string(json.size() > 1 ? ", " : "") + "\"deleted_with_source\": {";
+        bool first = true;
+        for (const auto& [key, n] : deleted) {
             json += std::string(first ? "" : ", ") + sp::core::json_string(key) + ": " + std::to_string(n);
             first = false;
         }

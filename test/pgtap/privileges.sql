@@ -52,6 +52,11 @@ SELECT is(pg_temp.as_role('tap_app', q), 'ok', 'app may: ' || q) FROM unnest(ARR
     format($$SELECT sp_users.is_temporary_anonymous(%L)$$, :'uid'),
     $$SELECT sp_users.email_problem('x@')$$,
     $$SELECT * FROM sp_users.get_stats()$$,
+    -- brute-force protection at request time
+    $$SELECT * FROM sp_users.record_failure('login', '198.51.100.77')$$,
+    format($$SELECT * FROM sp_users.record_failure('login', NULL, %L)$$, :'uid'),
+    format($$SELECT sp_users.record_success('login', %L)$$, :'uid'),
+    format($$SELECT sp_users.account_locked_until(%L)$$, :'uid'),
     format($$SELECT sp_users.update_status(%L, 'deleted')$$, :'closing')]) AS q;
 -- ... and nothing else: no merge, unban, bulk delete, role changes, direct table access.
 SELECT is(pg_temp.as_role('tap_app', q), '42501', 'app may not: ' || q) FROM unnest(ARRAY[
@@ -67,7 +72,14 @@ SELECT is(pg_temp.as_role('tap_app', q), '42501', 'app may not: ' || q) FROM unn
     $$SELECT * FROM sp_users.list_users()$$,
     $$SELECT sp_users.cleanup_expired_bans()$$,
     $$SELECT sp_users.schedule_anonymous_cleanup()$$,
-    $$CALL sp_users.run_anonymous_cleanup()$$]) AS q;
+    $$CALL sp_users.run_anonymous_cleanup()$$,
+    format($$SELECT sp_users.lift_lockout(%L)$$, :'uid'),
+    $$SELECT * FROM sp_users.list_lockouts()$$,
+    $$SELECT sp_users.cleanup_failures()$$,
+    $$UPDATE sp_users.failure_policies SET address_max_failures = 1$$,
+    $$SELECT * FROM sp_users.account_failures$$,
+    $$SELECT sp_users.set_merge_policy('sp_users.user_sessions', 'user_id', 'delete')$$,
+    $$SELECT * FROM sp_users.list_user_references()$$]) AS q;
 
 -- The read-only role: finders, listings, statistics, is_banned; no writes.
 SELECT is(pg_temp.as_role('tap_reader', q), 'ok', 'reader may: ' || q) FROM unnest(ARRAY[
@@ -76,11 +88,15 @@ SELECT is(pg_temp.as_role('tap_reader', q), 'ok', 'reader may: ' || q) FROM unne
     $$SELECT * FROM sp_users.get_stats()$$,
     $$SELECT * FROM sp_users.count_by_status()$$,
     $$SELECT sp_users.is_banned('192.0.2.99')$$,
-    $$SELECT * FROM sp_users.list_active_bans()$$]) AS q;
+    $$SELECT * FROM sp_users.list_active_bans()$$,
+    $$SELECT * FROM sp_users.list_lockouts()$$,
+    format($$SELECT sp_users.account_locked_until(%L)$$, :'uid')]) AS q;
 SELECT is(pg_temp.as_role('tap_reader', q), '42501', 'reader may not: ' || q) FROM unnest(ARRAY[
     $$SELECT sp_users.create_user('r', 'r@example.com')$$,
     $$SELECT sp_users.ban_ip('198.51.100.6', 'x', '1 hour')$$,
     format($$SELECT sp_users.update_email(%L, 'x@example.com')$$, :'uid'),
+    $$SELECT * FROM sp_users.record_failure('login', '198.51.100.78')$$,
+    format($$SELECT sp_users.lift_lockout(%L)$$, :'uid'),
     $$SELECT * FROM sp_users.users$$]) AS q;
 
 -- Nobody (PUBLIC): not even the schema's functions.
@@ -93,7 +109,11 @@ SELECT is(pg_temp.as_role('tap_admin', q), 'ok', 'admin may: ' || q) FROM unnest
     format($$SELECT sp_users.merge_users(%L, %L)$$, :'other', :'uid'),
     $$SELECT sp_users.unban_ip('192.0.2.99')$$,
     $$SELECT count(*) FROM sp_users.banned_ips$$,
-    $$UPDATE sp_users.users SET avatar_url = 'x' WHERE name = 'pat'$$]) AS q;
+    $$UPDATE sp_users.users SET avatar_url = 'x' WHERE name = 'pat'$$,
+    $$UPDATE sp_users.failure_policies SET address_max_failures = 20 WHERE kind = 'login'$$,
+    format($$SELECT sp_users.lift_lockout(%L)$$, :'other'),
+    $$SELECT * FROM sp_users.list_lockouts()$$,
+    $$SELECT * FROM sp_users.list_user_references()$$]) AS q;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -65,3 +65,31 @@ TEST(MergePlan, HostileNamesStayIdentifiers) {
     EXPECT_NE(steps[0].move_sql.find("\"s\"\"; DROP TABLE x; --\""), std::string::npos);
     EXPECT_NE(steps[0].dedupe_sql.find("WHERE \"c\"\"\" = CAST($1 AS uuid)"), std::string::npos) << steps[0].dedupe_sql;
 }
+
+TEST(MergePlan, Policies) {
+    MergePolicy p = MergePolicy::Move;
+    EXPECT_TRUE(parse_merge_policy("delete", p));
+    EXPECT_EQ(p, MergePolicy::Delete);
+    EXPECT_TRUE(parse_merge_policy("keep", p));
+    EXPECT_EQ(p, MergePolicy::Keep);
+    EXPECT_TRUE(parse_merge_policy("move", p));
+    EXPECT_EQ(p, MergePolicy::Move);
+    EXPECT_FALSE(parse_merge_policy("Move", p));
+    EXPECT_FALSE(parse_merge_policy("", p));
+
+    std::vector<Reference> refs = {
+        {"app", "a_notes", "user_id", "uuid", {}, MergePolicy::Move},
+        {"app", "b_keys", "owner", "uuid", {UniqueKey{{}, false, ""}}, MergePolicy::Delete},
+        {"app", "c_audit", "actor", "text", {}, MergePolicy::Keep},
+    };
+    auto steps = plan_merge(refs);
+    ASSERT_EQ(steps.size(), 3u);
+    EXPECT_EQ(steps[0].key, "app.c_audit.actor") << "keep checks come first, so a refused merge changes nothing";
+    EXPECT_EQ(steps[0].count_sql, "SELECT count(*) FROM \"app\".\"c_audit\" WHERE \"actor\" = CAST($1 AS text)");
+    EXPECT_TRUE(steps[0].move_sql.empty());
+    EXPECT_EQ(steps[1].key, "app.a_notes.user_id");
+    EXPECT_EQ(steps[1].policy, MergePolicy::Move);
+    EXPECT_EQ(steps[2].key, "app.b_keys.owner");
+    EXPECT_EQ(steps[2].move_sql, "DELETE FROM \"app\".\"b_keys\" WHERE \"owner\" = CAST($1 AS uuid)");
+    EXPECT_TRUE(steps[2].dedupe_sql.empty()) << "deleted rows cannot collide";
+}
