@@ -91,110 +91,81 @@ AS $$
 $$;
 COMMENT ON FUNCTION sp_users._grown(interval, double precision, integer, interval) IS 'Internal: first x factor^steps, capped, for escalating bans and lockouts (never overflows an interval).';
 
-CREATE FUNCTION sp_users.record_failure(kind text, ip text DEFAULT NULL, user_id uuid DEFAULT NULL,
-                                        OUT outcome text[], OUT address_failures integer, OUT address_banned_until timestamptz,
-                                        OUT network inet, OUT network_banned_until timestamptz,
-                                        OUT account_failures integer, OUT account_locked_until timestamptz)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+-- What a failure that crossed an address threshold does: the ban (escalating, capped), a fresh
+-- count, and perhaps the network's ban. Called by record_failure (C) in the failing transaction.
+CREATE FUNCTION sp_users._address_banned(kind text, addr inet, failures integer,
+                                         OUT address_banned_until timestamptz, OUT network inet, OUT network_banned_until timestamptz)
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p sp_users.failure_policies;
-    addr inet;
     prev integer;
     ban sp_users.banned_ips;
     net inet;
     banned_in_net bigint;
-    f integer;
-    l integer;
-    locked timestamptz;
-    wait interval;
 BEGIN
-    outcome := '{counted}';
-    SELECT * INTO p FROM sp_users.failure_policies fp WHERE fp.kind = record_failure.kind;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown failure kind: %', coalesce(record_failure.kind, 'NULL') USING ERRCODE = '22023',
-            HINT = 'INSERT INTO sp_users.failure_policies (kind) VALUES (...) adds a kind with the default policy.';
+    SELECT * INTO STRICT p FROM sp_users.failure_policies fp WHERE fp.kind = _address_banned.kind;
+    SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
+    ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, failures, p.address_window),
+                           sp_users._grown(p.address_ban, 2, coalesce(prev, 0), p.address_ban_max), 'brute_force:' || p.kind);
+    address_banned_until := ban.expires_at;
+    DELETE FROM sp_users.address_failures a WHERE a.kind = p.kind AND a.ip_address = addr;
+    IF p.network_after IS NULL THEN
+        RETURN;
     END IF;
-    IF ip IS NULL AND user_id IS NULL THEN
-        RAISE EXCEPTION 'ip and user_id must not both be NULL' USING ERRCODE = '22023';
+    net := network(set_masklen(addr, CASE family(addr) WHEN 4 THEN p.network_v4_prefix ELSE p.network_v6_prefix END));
+    -- One network decision at a time; in read committed the count below then sees every ban
+    -- committed before the lock was granted.
+    PERFORM pg_advisory_xact_lock(21328, hashtext('sp_users.network ' || net::text));
+    IF EXISTS (SELECT 1 FROM sp_users.banned_ips b WHERE b.ip_address >>= net AND (b.expires_at IS NULL OR b.expires_at > now())) THEN
+        RETURN; -- already banned, by this or by a covering network
     END IF;
-
-    IF ip IS NOT NULL THEN
-        addr := sp_users.normalize_ip(ip)::inet;
-        IF masklen(addr) <> (CASE family(addr) WHEN 4 THEN 32 ELSE 128 END) THEN
-            RAISE EXCEPTION 'ip must be a single address, not a network: %', ip USING ERRCODE = '22023';
-        END IF;
-    END IF;
-    IF user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sp_users.users u WHERE u.id = user_id AND u.status <> 'deleted') THEN
-        RAISE EXCEPTION 'user not found: %', user_id USING ERRCODE = 'P0002';
-    END IF;
-
-    IF addr IS NOT NULL AND p.address_max_failures IS NOT NULL THEN
-        INSERT INTO sp_users.address_failures AS a (kind, ip_address, recent) VALUES (p.kind, addr, ARRAY[now()])
-        ON CONFLICT ON CONSTRAINT address_failures_pkey DO UPDATE
-           SET recent = ARRAY(SELECT s.t FROM (SELECT t FROM unnest(a.recent) t WHERE t > now() - p.address_window
-                                                 ORDER BY t DESC LIMIT p.address_max_failures - 1) s ORDER BY s.t) || now()
-        RETURNING cardinality(a.recent) INTO address_failures;
-        IF address_failures >= p.address_max_failures THEN
-            SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
-            ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, address_failures, p.address_window),
-                                   sp_users._grown(p.address_ban, 2, coalesce(prev, 0), p.address_ban_max),
-                                   'brute_force:' || p.kind);
-            address_banned_until := ban.expires_at;
-            outcome := ARRAY['address_banned'];
-            DELETE FROM sp_users.address_failures a WHERE a.kind = p.kind AND a.ip_address = addr;
-            IF p.network_after IS NOT NULL THEN
-                net := network(set_masklen(addr, CASE family(addr) WHEN 4 THEN p.network_v4_prefix ELSE p.network_v6_prefix END));
-                -- One network decision at a time; in read committed the count below then sees every
-                -- ban committed before the lock was granted.
-                PERFORM pg_advisory_xact_lock(21328, hashtext('sp_users.network ' || net::text));
-                IF NOT EXISTS (SELECT 1 FROM sp_users.banned_ips b
-                                WHERE b.ip_address >>= net AND (b.expires_at IS NULL OR b.expires_at > now())) THEN
-                    SELECT count(*) INTO banned_in_net FROM sp_users.banned_ips b
-                     WHERE b.ip_address << net AND masklen(b.ip_address) = CASE family(addr) WHEN 4 THEN 32 ELSE 128 END
-                       AND (b.expires_at IS NULL OR b.expires_at > now());
-                    IF banned_in_net >= p.network_after THEN
-                        ban := sp_users.ban_ip(host(net) || '/' || masklen(net),
-                                               format('%s failures: %s banned addresses in %s', p.kind, banned_in_net, net),
-                                               p.network_ban, 'brute_force:' || p.kind);
-                        network := net;
-                        network_banned_until := ban.expires_at;
-                        outcome := outcome || 'network_banned'::text;
-                    END IF;
-                END IF;
-            END IF;
-        END IF;
-    END IF;
-
-    IF user_id IS NOT NULL AND p.account_max_failures IS NOT NULL THEN
-        INSERT INTO sp_users.account_failures AS a (user_id, kind, failures, last_failure_at)
-        VALUES (record_failure.user_id, p.kind, 1, now())
-        ON CONFLICT ON CONSTRAINT account_failures_pkey DO UPDATE
-           SET failures = CASE WHEN a.last_failure_at < now() - p.account_reset THEN 1 ELSE a.failures + 1 END,
-               lockouts = CASE WHEN a.last_failure_at < now() - p.account_reset AND NOT coalesce(a.locked_until > now(), false)
-                               THEN 0 ELSE a.lockouts END,
-               last_failure_at = now()
-        RETURNING a.failures, a.lockouts, a.locked_until INTO f, l, locked;
-        account_failures := f;
-        IF f >= p.account_max_failures THEN
-            l := l + 1;
-            IF p.account_permanent_after IS NOT NULL AND l >= p.account_permanent_after THEN
-                wait := NULL; -- permanent
-            ELSE
-                wait := sp_users._grown(p.account_lockout, p.account_lockout_factor, l - 1, p.account_lockout_max);
-            END IF;
-            UPDATE sp_users.account_failures a
-               SET failures = 0, lockouts = l,
-                   locked_until = greatest(a.locked_until, coalesce(now() + wait, 'infinity'))
-             WHERE a.user_id = record_failure.user_id AND a.kind = p.kind
-            RETURNING a.locked_until INTO locked;
-            outcome := CASE WHEN outcome = '{counted}' THEN '{}' ELSE outcome END || 'account_locked'::text;
-        END IF;
-        account_locked_until := CASE WHEN locked > now() THEN locked END;
+    SELECT count(*) INTO banned_in_net FROM sp_users.banned_ips b
+     WHERE b.ip_address << net AND masklen(b.ip_address) = (CASE family(addr) WHEN 4 THEN 32 ELSE 128 END)
+       AND (b.expires_at IS NULL OR b.expires_at > now());
+    IF banned_in_net >= p.network_after THEN
+        ban := sp_users.ban_ip(host(net) || '/' || masklen(net), format('%s failures: %s banned addresses in %s', p.kind, banned_in_net, net),
+                               p.network_ban, 'brute_force:' || p.kind);
+        network := net;
+        network_banned_until := ban.expires_at;
     END IF;
 END
 $$;
+COMMENT ON FUNCTION sp_users._address_banned(text, inet, integer) IS 'Internal (record_failure): bans an address whose failures crossed its policy''s threshold, clears its count, and bans its network when enough of its addresses are banned.';
+
+-- What a failure that crossed an account threshold does: the next lockout, growing, capped, or
+-- permanent at the policy's count. Returns the lockout's end.
+CREATE FUNCTION sp_users._account_locked(kind text, user_id uuid, lockouts integer) RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p sp_users.failure_policies;
+    l integer := lockouts + 1;
+    wait interval;
+    locked timestamptz;
+BEGIN
+    SELECT * INTO STRICT p FROM sp_users.failure_policies fp WHERE fp.kind = _account_locked.kind;
+    IF p.account_permanent_after IS NULL OR l < p.account_permanent_after THEN
+        wait := sp_users._grown(p.account_lockout, p.account_lockout_factor, l - 1, p.account_lockout_max);
+    END IF;
+    UPDATE sp_users.account_failures a
+       SET failures = 0, lockouts = l,
+           locked_until = greatest(a.locked_until, coalesce(now() + wait, 'infinity'))
+     WHERE a.user_id = _account_locked.user_id AND a.kind = p.kind
+    RETURNING a.locked_until INTO locked;
+    RETURN locked;
+END
+$$;
+COMMENT ON FUNCTION sp_users._account_locked(text, uuid, integer) IS 'Internal (record_failure): locks an account whose failures crossed its policy''s threshold, for a wait that grows with the lockouts in a row (or permanently), and starts its count again.';
+
+CREATE FUNCTION sp_users.record_failure(kind text, ip text DEFAULT NULL, user_id uuid DEFAULT NULL,
+                                        OUT outcome text[], OUT address_failures integer, OUT address_banned_until timestamptz,
+                                        OUT network inet, OUT network_banned_until timestamptz,
+                                        OUT account_failures integer, OUT account_locked_until timestamptz)
+AS 'MODULE_PATHNAME', 'sp_users_record_failure'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.record_failure(text, text, uuid) IS
 'Records one failed attempt of a kind (a row of sp_users.failure_policies: login, password_reset, api, ...) for an address and/or an account, and applies the policy: address_max_failures within address_window ban the address (ban_ip, ban_source brute_force:<kind>) for address_ban doubled per earlier ban of it, at most address_ban_max, and clear its count; network_after banned addresses in its /network_v4_prefix (/network_v6_prefix) ban the network for network_ban; account_max_failures failures (reset after account_reset without one) lock the account for account_lockout x factor^(lockouts so far), at most account_lockout_max, permanently at the account_permanent_after-th lockout in a row. Returns outcome ({counted}, or what happened: address_banned, network_banned, account_locked), the counts, the ban ends and account_locked_until (infinity = permanently; NULL = not locked). Exact under concurrency: N concurrent failures crossing a threshold make one ban or lockout; a rolled-back call counts nothing. Unknown kind, both NULL, or a network as ip: 22023; a bad address 22P02; a missing user P0002.';
 
