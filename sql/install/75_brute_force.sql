@@ -57,7 +57,7 @@ VALUES ('api', 50, '1 minute', '5 minutes', '1 hour', 10, NULL);
 -- Recent failures of an address: their times within the window, oldest first (at most
 -- address_max_failures of them), so the window slides exactly.
 CREATE TABLE sp_users.address_failures (
-    kind        text NOT NULL REFERENCES sp_users.failure_policies (kind) ON UPDATE CASCADE ON DELETE CASCADE,
+    kind        text NOT NULL,   -- no foreign key: one more lookup per failure; cleanup_failures drops orphans
     ip_address  inet NOT NULL,
     recent      timestamptz[] NOT NULL,
     PRIMARY KEY (ip_address, kind)
@@ -66,7 +66,7 @@ COMMENT ON TABLE sp_users.address_failures IS 'Failures per address and kind not
 
 CREATE TABLE sp_users.account_failures (
     user_id          uuid NOT NULL REFERENCES sp_users.users (id) ON DELETE CASCADE,
-    kind             text NOT NULL REFERENCES sp_users.failure_policies (kind) ON UPDATE CASCADE ON DELETE CASCADE,
+    kind             text NOT NULL,   -- no foreign key, as in address_failures
     failures         integer NOT NULL,
     last_failure_at  timestamptz NOT NULL,
     lockouts         integer NOT NULL DEFAULT 0,
@@ -75,6 +75,16 @@ CREATE TABLE sp_users.account_failures (
 );
 CREATE INDEX account_failures_locked_idx ON sp_users.account_failures (locked_until DESC) WHERE locked_until IS NOT NULL;
 COMMENT ON TABLE sp_users.account_failures IS 'Failures and lockouts per account and kind: failures since the last lockout, success or reset time; lockouts in a row; locked_until (infinity = permanently). Written by record_failure and record_success, lifted by lift_lockout, pruned by cleanup_failures.';
+
+-- record_failure keeps the policies in each backend's memory: every change to them tells every
+-- backend (at commit) to read them again.
+CREATE FUNCTION sp_users._failure_policies_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sp_users_failure_policies_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION sp_users._failure_policies_changed() IS 'Trigger: queues a relcache invalidation of sp_users.failure_policies, so every backend''s cached copy of the policies is read again once the change commits.';
+CREATE TRIGGER failure_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sp_users.failure_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION sp_users._failure_policies_changed();
+ALTER TABLE sp_users.failure_policies ENABLE ALWAYS TRIGGER failure_policies_changed;
 
 SELECT pg_catalog.pg_extension_config_dump('sp_users.failure_policies', '');
 SELECT pg_catalog.pg_extension_config_dump('sp_users.address_failures', '');
@@ -215,11 +225,14 @@ CREATE FUNCTION sp_users.cleanup_failures() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH a AS (DELETE FROM sp_users.address_failures f USING sp_users.failure_policies p
-                WHERE p.kind = f.kind AND f.recent[cardinality(f.recent)] <= now() - p.address_window RETURNING 1),
-         b AS (DELETE FROM sp_users.account_failures f USING sp_users.failure_policies p
-                WHERE p.kind = f.kind AND NOT coalesce(f.locked_until > now(), false)
-                  AND f.last_failure_at <= now() - p.account_reset RETURNING 1)
+    WITH a AS (DELETE FROM sp_users.address_failures f
+                WHERE NOT EXISTS (SELECT 1 FROM sp_users.failure_policies p
+                                   WHERE p.kind = f.kind AND p.address_max_failures IS NOT NULL
+                                     AND f.recent[cardinality(f.recent)] > now() - p.address_window) RETURNING 1),
+         b AS (DELETE FROM sp_users.account_failures f
+                WHERE NOT EXISTS (SELECT 1 FROM sp_users.failure_policies p
+                                   WHERE p.kind = f.kind AND p.account_max_failures IS NOT NULL
+                                     AND (f.locked_until > now() OR f.last_failure_at > now() - p.account_reset)) RETURNING 1)
     SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)
 $$;
-COMMENT ON FUNCTION sp_users.cleanup_failures() IS 'Deletes failure records that no longer count: addresses whose last failure left the window, accounts not locked whose last failure is older than the reset time. The scheduled clean-up (run_anonymous_cleanup) calls it; returns the rows deleted.';
+COMMENT ON FUNCTION sp_users.cleanup_failures() IS 'Deletes failure records that no longer count: addresses whose last failure left the window, accounts not locked whose last failure is older than the reset time, and records of kinds whose policy is gone or no longer counts them. The scheduled clean-up (run_anonymous_cleanup) calls it; returns the rows deleted.';

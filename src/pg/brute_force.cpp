@@ -6,10 +6,12 @@
 #include "pg/address_pg.hpp"
 #include "pg/errors.hpp"
 #include "pg/kept_statement.hpp"
+#include "pg/trigger_check.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "utils/inval.h"
 #include "utils/uuid.h"
 }
 
@@ -20,44 +22,98 @@ using sp::pg::run_kept;
 
 namespace {
 
-// $1 kind, $2 address. No row: unknown kind, or the kind does not count addresses.
+// The policies, cached per backend: record_failure reads them on every call, administrators
+// change them rarely. A statement trigger on sp_users.failure_policies sends a relcache
+// invalidation of the table (transactional: other backends drop their copy when the change
+// commits, the changing backend at its next command).
+struct Policy {
+    char kind[NAMEDATALEN];
+    bool counts_addresses, counts_accounts;
+    int32 address_max;
+    Interval address_window;
+    int32 account_max;
+    Interval account_reset;
+};
+struct PolicyCache {
+    bool valid = false;
+    bool callback_registered = false;
+    Oid relid = InvalidOid;
+    Policy* policies = nullptr; // TopMemoryContext
+    int count = 0;
+};
+PolicyCache& policy_cache() noexcept {
+    static PolicyCache c;
+    return c;
+}
+void on_relcache_invalidation(Datum, Oid relid) {
+    PolicyCache& c = policy_cache();
+    if (relid == InvalidOid || relid == c.relid) c.valid = false;
+}
+
+KeptStatement load_policies{
+    "SELECT p.kind, p.address_max_failures, p.address_window, p.account_max_failures, p.account_reset"
+    "  FROM sp_users.failure_policies p",
+    0, {}};
+
+// Inside SPI. The policy of `kind`, or null for an unknown kind.
+const Policy* policy_of(const char* kind) {
+    PolicyCache& c = policy_cache();
+    if (!c.callback_registered) {
+        CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr));
+        c.callback_registered = true;
+    }
+    AcceptInvalidationMessages();
+    if (!c.valid) {
+        c.relid = get_relname_relid("failure_policies", get_namespace_oid("sp_users", false));
+        run_kept(load_policies, nullptr);
+        Policy* loaded = static_cast<Policy*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Policy) * (SPI_processed + 1)));
+        for (uint64 i = 0; i < SPI_processed; ++i) {
+            HeapTuple row = SPI_tuptable->vals[i];
+            TupleDesc desc = SPI_tuptable->tupdesc;
+            bool isnull = false;
+            strlcpy(loaded[i].kind, TextDatumGetCString(SPI_getbinval(row, desc, 1, &isnull)), NAMEDATALEN);
+            Datum v = SPI_getbinval(row, desc, 2, &isnull);
+            loaded[i].counts_addresses = !isnull;
+            loaded[i].address_max = isnull ? 0 : DatumGetInt32(v);
+            loaded[i].address_window = *DatumGetIntervalP(SPI_getbinval(row, desc, 3, &isnull));
+            v = SPI_getbinval(row, desc, 4, &isnull);
+            loaded[i].counts_accounts = !isnull;
+            loaded[i].account_max = isnull ? 0 : DatumGetInt32(v);
+            loaded[i].account_reset = *DatumGetIntervalP(SPI_getbinval(row, desc, 5, &isnull));
+        }
+        if (c.policies) pfree(c.policies);
+        c.policies = loaded;
+        c.count = int(SPI_processed);
+        c.valid = true;
+    }
+    for (int i = 0; i < c.count; ++i)
+        if (strcmp(c.policies[i].kind, kind) == 0) return &c.policies[i];
+    return nullptr;
+}
+
+// $1 kind, $2 address, $3 window, $4 limit: the hand-written upsert, with the policy as parameters.
 KeptStatement count_address{
-    "INSERT INTO sp_users.address_failures AS a (kind, ip_address, recent)"
-    " SELECT p.kind, $2, ARRAY[pg_catalog.now()] FROM sp_users.failure_policies p"
-    "  WHERE p.kind = $1 AND p.address_max_failures IS NOT NULL"
+    "INSERT INTO sp_users.address_failures AS a (kind, ip_address, recent) VALUES ($1, $2, ARRAY[pg_catalog.now()])"
     " ON CONFLICT ON CONSTRAINT address_failures_pkey DO UPDATE"
     "    SET recent = ARRAY(SELECT s.t FROM (SELECT r.t FROM pg_catalog.unnest(a.recent) AS r(t)"
-    "                                         WHERE r.t > pg_catalog.now() - (SELECT p.address_window FROM sp_users.failure_policies p WHERE p.kind = $1)"
-    "                                         ORDER BY r.t DESC"
-    "                                         LIMIT (SELECT p.address_max_failures - 1 FROM sp_users.failure_policies p WHERE p.kind = $1)) s"
+    "                                         WHERE r.t > pg_catalog.now() - $3 ORDER BY r.t DESC LIMIT $4 - 1) s"
     "                       ORDER BY s.t) || pg_catalog.now()"
-    " RETURNING pg_catalog.cardinality(a.recent),"
-    "           (SELECT p.address_max_failures FROM sp_users.failure_policies p WHERE p.kind = $1)",
-    2, {TEXTOID, INETOID}};
+    " RETURNING pg_catalog.cardinality(a.recent)",
+    4, {TEXTOID, INETOID, INTERVALOID, INT4OID}};
 
-// $1 kind, $2 user id. No row: unknown kind, missing user, or the kind does not lock accounts.
+// $1 kind, $2 user id, $3 reset time. No row: the user is missing (or deleted).
 KeptStatement count_account{
     "INSERT INTO sp_users.account_failures AS a (user_id, kind, failures, last_failure_at)"
-    " SELECT u.id, p.kind, 1, pg_catalog.now() FROM sp_users.users u, sp_users.failure_policies p"
-    "  WHERE u.id = $2 AND u.status <> 'deleted' AND p.kind = $1 AND p.account_max_failures IS NOT NULL"
+    " SELECT u.id, $1, 1, pg_catalog.now() FROM sp_users.users u WHERE u.id = $2 AND u.status <> 'deleted'"
     " ON CONFLICT ON CONSTRAINT account_failures_pkey DO UPDATE"
-    "    SET failures = CASE WHEN a.last_failure_at < pg_catalog.now() - (SELECT p.account_reset FROM sp_users.failure_policies p WHERE p.kind = $1)"
-    "                        THEN 1 ELSE a.failures + 1 END,"
-    "        lockouts = CASE WHEN a.last_failure_at < pg_catalog.now() - (SELECT p.account_reset FROM sp_users.failure_policies p WHERE p.kind = $1)"
-    "                             AND NOT coalesce(a.locked_until > pg_catalog.now(), false)"
+    "    SET failures = CASE WHEN a.last_failure_at < pg_catalog.now() - $3 THEN 1 ELSE a.failures + 1 END,"
+    "        lockouts = CASE WHEN a.last_failure_at < pg_catalog.now() - $3 AND NOT coalesce(a.locked_until > pg_catalog.now(), false)"
     "                        THEN 0 ELSE a.lockouts END,"
     "        last_failure_at = pg_catalog.now()"
-    " RETURNING a.failures, a.lockouts, a.locked_until,"
-    "           (SELECT p.account_max_failures FROM sp_users.failure_policies p WHERE p.kind = $1)",
-    2, {TEXTOID, UUIDOID}};
+    " RETURNING a.failures, a.lockouts, a.locked_until",
+    3, {TEXTOID, UUIDOID, INTERVALOID}};
 
-// Why a count returned no row: which of kind, user and policy is the reason.
-KeptStatement explain_no_count{
-    "SELECT (SELECT p.address_max_failures IS NOT NULL FROM sp_users.failure_policies p WHERE p.kind = $1),"
-    "       (SELECT p.account_max_failures IS NOT NULL FROM sp_users.failure_policies p WHERE p.kind = $1),"
-    "       EXISTS (SELECT 1 FROM sp_users.users u WHERE u.id = $2 AND u.status <> 'deleted')",
-    2, {TEXTOID, UUIDOID}};
-
+KeptStatement user_exists{"SELECT 1 FROM sp_users.users u WHERE u.id = $1 AND u.status <> 'deleted'", 1, {UUIDOID}};
 KeptStatement address_banned{"SELECT * FROM sp_users._address_banned($1, $2, $3)", 3, {TEXTOID, INETOID, INT4OID}};
 KeptStatement account_locked{"SELECT sp_users._account_locked($1, $2, $3)", 3, {TEXTOID, UUIDOID, INT4OID}};
 
@@ -77,20 +133,6 @@ void set_args(FunctionCallInfo args, const Datum (&values)[N], const bool (&null
         args->args[i].value = values[i];
         args->args[i].isnull = nulls[i];
     }
-}
-
-// After a count returned no row: an unknown kind raises 22023, a missing user P0002; otherwise
-// the policy does not count this subject. Returns false in that last case.
-void explain_no_row(FunctionCallInfo fcinfo, Datum kind, bool for_user) {
-    LOCAL_FCINFO(args, 2);
-    set_args<2>(args, {kind, for_user ? PG_GETARG_DATUM(2) : Datum(0)}, {false, !for_user});
-    run_kept(explain_no_count, args);
-    bool kind_unknown = false, isnull = false;
-    column(1, &kind_unknown);
-    if (kind_unknown)
-        raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("unknown failure kind: %s", TextDatumGetCString(kind)), nullptr, nullptr,
-                    "INSERT INTO sp_users.failure_policies (kind) VALUES (...) adds a kind with the default policy.");
-    if (for_user && !DatumGetBool(column(3, &isnull))) sp::pg::raise_user_not_found(fcinfo, 2);
 }
 
 } // namespace
@@ -123,55 +165,57 @@ SP_FUNCTION(sp_users_record_failure) {
         FailureResult r;
         r.outcome[r.outcomes++] = "counted";
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-        LOCAL_FCINFO(args, 3);
-        if (has_ip) {
+        const char* kind_name = TextDatumGetCString(kind);
+        const Policy* policy = policy_of(kind_name);
+        if (policy == nullptr)
+            raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("unknown failure kind: %s", kind_name), nullptr, nullptr,
+                        "INSERT INTO sp_users.failure_policies (kind) VALUES (...) adds a kind with the default policy.");
+        const Policy p = *policy; // the cache may be reloaded by a later call
+        LOCAL_FCINFO(args, 4);
+        if (has_user && !p.counts_accounts) {
+            // Not counted, but a missing user is still an error, as for a kind that counts.
+            set_args<1>(args, {user_id}, {false});
+            if (run_kept(user_exists, args) != 1) sp::pg::raise_user_not_found(fcinfo, 2);
+        }
+        if (has_ip && p.counts_addresses) {
             const Datum inet_value = PointerGetDatum(sp::pg::inet_from_address(addr));
-            set_args<2>(args, {kind, inet_value}, {false, false});
-            if (run_kept(count_address, args) == 1) {
-                bool isnull = false;
-                const int32 failures = DatumGetInt32(column(1, &isnull));
-                const int32 limit = DatumGetInt32(column(2, &isnull));
-                r.values[1] = Int32GetDatum(failures);
-                r.nulls[1] = false;
-                if (failures >= limit) {
-                    set_args<3>(args, {kind, inet_value, Int32GetDatum(failures)}, {false, false, false});
-                    run_kept(address_banned, args);
-                    r.outcomes = 0;
-                    r.outcome[r.outcomes++] = "address_banned";
-                    for (int c = 0; c < 3; ++c) r.values[2 + c] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &r.nulls[2 + c]);
-                    if (!r.nulls[3]) r.outcome[r.outcomes++] = "network_banned";
-                    r.values[3] = r.nulls[3] ? Datum(0) : PointerGetDatum(SPI_datumTransfer(r.values[3], false, -1));
-                }
-            } else {
-                explain_no_row(fcinfo, kind, false); // or the kind does not count addresses
-                r.nulls[1] = true;
+            set_args<4>(args, {kind, inet_value, IntervalPGetDatum(&p.address_window), Int32GetDatum(p.address_max)},
+                        {false, false, false, false});
+            if (run_kept(count_address, args) != 1) elog(ERROR, "sp_users.record_failure: the address upsert returned no row");
+            bool isnull = false;
+            const int32 failures = DatumGetInt32(column(1, &isnull));
+            r.values[1] = Int32GetDatum(failures);
+            r.nulls[1] = false;
+            if (failures >= p.address_max) {
+                set_args<3>(args, {kind, inet_value, Int32GetDatum(failures)}, {false, false, false});
+                run_kept(address_banned, args);
+                r.outcomes = 0;
+                r.outcome[r.outcomes++] = "address_banned";
+                for (int c = 0; c < 3; ++c) r.values[2 + c] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &r.nulls[2 + c]);
+                if (!r.nulls[3]) r.outcome[r.outcomes++] = "network_banned";
+                r.values[3] = r.nulls[3] ? Datum(0) : PointerGetDatum(SPI_datumTransfer(r.values[3], false, -1));
             }
         }
-        if (has_user) {
-            set_args<2>(args, {kind, user_id}, {false, false});
-            if (run_kept(count_account, args) == 1) {
-                bool isnull = false;
-                const int32 failures = DatumGetInt32(column(1, &isnull));
-                const int32 lockouts = DatumGetInt32(column(2, &isnull));
-                bool locked_null = false;
-                Datum locked = column(3, &locked_null);
-                const int32 limit = DatumGetInt32(column(4, &isnull));
-                r.values[5] = Int32GetDatum(failures);
-                r.nulls[5] = false;
-                if (failures >= limit) {
-                    set_args<3>(args, {kind, user_id, Int32GetDatum(lockouts)}, {false, false, false});
-                    run_kept(account_locked, args);
-                    locked = column(1, &locked_null);
-                    if (r.outcomes == 1 && strcmp(r.outcome[0], "counted") == 0) r.outcomes = 0;
-                    r.outcome[r.outcomes++] = "account_locked";
-                }
-                const TimestampTz now = GetCurrentTransactionStartTimestamp();
-                r.nulls[6] = locked_null || DatumGetTimestampTz(locked) <= now;
-                r.values[6] = r.nulls[6] ? Datum(0) : locked;
-            } else {
-                explain_no_row(fcinfo, kind, true); // or the kind does not lock accounts
-                r.nulls[5] = true;
+        if (has_user && p.counts_accounts) {
+            set_args<3>(args, {kind, user_id, IntervalPGetDatum(&p.account_reset)}, {false, false, false});
+            if (run_kept(count_account, args) != 1) sp::pg::raise_user_not_found(fcinfo, 2);
+            bool isnull = false;
+            const int32 failures = DatumGetInt32(column(1, &isnull));
+            const int32 lockouts = DatumGetInt32(column(2, &isnull));
+            bool locked_null = false;
+            Datum locked = column(3, &locked_null);
+            r.values[5] = Int32GetDatum(failures);
+            r.nulls[5] = false;
+            if (failures >= p.account_max) {
+                set_args<3>(args, {kind, user_id, Int32GetDatum(lockouts)}, {false, false, false});
+                run_kept(account_locked, args);
+                locked = column(1, &locked_null);
+                if (r.outcomes == 1 && strcmp(r.outcome[0], "counted") == 0) r.outcomes = 0;
+                r.outcome[r.outcomes++] = "account_locked";
             }
+            const TimestampTz now = GetCurrentTransactionStartTimestamp();
+            r.nulls[6] = locked_null || DatumGetTimestampTz(locked) <= now;
+            r.values[6] = r.nulls[6] ? Datum(0) : locked;
         }
         SPI_finish();
         Datum items[3];
@@ -184,4 +228,16 @@ SP_FUNCTION(sp_users_record_failure) {
         result = HeapTupleGetDatum(heap_form_tuple(desc, r.values, r.nulls));
     });
     return result;
+}
+
+// AFTER INSERT / UPDATE / DELETE / TRUNCATE FOR EACH STATEMENT on sp_users.failure_policies.
+SP_FUNCTION(sp_users_failure_policies_changed) {
+    pg_call([&] {
+        static const sp::pg::TriggerShape shape{"sp_users._failure_policies_changed()", "failure_policies", true, true,
+                                                 sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete | sp::pg::kEvTruncate,
+                                                 false};
+        TriggerData* td = sp::pg::checked_trigger(fcinfo, shape);
+        CacheInvalidateRelcache(td->tg_relation);
+    });
+    return PointerGetDatum(nullptr);
 }
