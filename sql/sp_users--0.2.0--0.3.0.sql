@@ -1103,6 +1103,75 @@ REVOKE ALL ON FUNCTION sp_users._ignore_replicated() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users.check_replication() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sp_users.check_replication() TO sp_users_admin;
 
+-- ==== Merge policies (issue 16).
+-- Merge policies (issue 16): what a merge does with the source's rows, per referencing column.
+CREATE TABLE sp_users.merge_policies (
+    tbl     regclass NOT NULL,
+    col     name NOT NULL,
+    policy  text NOT NULL,
+    PRIMARY KEY (tbl, col),
+    CONSTRAINT merge_policies_policy_check CHECK (policy OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'keep']))
+);
+COMMENT ON TABLE sp_users.merge_policies IS 'Merge policy per column that holds a user id (by foreign key or registered), when it is not move: delete (the source''s rows go with the source: credentials such as OAuth links, WebAuthn or API keys) or keep (a merge is refused while the source has rows there). Set with set_merge_policy.';
+-- Dumped except the row the extension itself inserts (sp_users.account_failures), which CREATE EXTENSION makes.
+SELECT pg_catalog.pg_extension_config_dump('sp_users.merge_policies', 'WHERE tbl::text <> ''sp_users.account_failures''');
+
+CREATE FUNCTION sp_users.set_merge_policy(tbl regclass, col name, policy text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    attnum smallint;
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION 'tbl and col must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    IF policy IS NULL OR policy NOT IN ('move', 'delete', 'keep') THEN
+        RAISE EXCEPTION 'policy must be move, delete or keep (got %)', coalesce(policy, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    SELECT a.attnum INTO attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column % does not exist in table %', col, tbl USING ERRCODE = '42703';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint c
+                    WHERE c.contype = 'f' AND c.conrelid = tbl AND c.confrelid = 'sp_users.users'::regclass AND c.conkey = ARRAY[attnum])
+       AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col) THEN
+        RAISE EXCEPTION 'column % of table % holds no user id a merge follows', col, tbl USING ERRCODE = '22023',
+            HINT = 'A merge follows single-column foreign keys to sp_users.users(id) and columns registered with sp_users.register_user_reference.';
+    END IF;
+    IF policy = 'move' THEN
+        DELETE FROM sp_users.merge_policies p WHERE p.tbl = set_merge_policy.tbl AND p.col = set_merge_policy.col;
+    ELSE
+        INSERT INTO sp_users.merge_policies AS p VALUES (tbl, col, policy)
+        ON CONFLICT ON CONSTRAINT merge_policies_pkey DO UPDATE SET policy = EXCLUDED.policy;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.set_merge_policy(regclass, name, text) IS
+'Sets what merge_users and promote_anonymous do with the source''s rows in a column that holds a user id (a single-column foreign key to sp_users.users(id), or a column registered with register_user_reference): move (the default: they pass to the target), delete (they are deleted with the source and counted under tables->''deleted_with_source'': credentials such as OAuth links, WebAuthn or API keys, device certificates) or keep (the merge is refused with 2BP01 while the source has rows there). 42703 for a missing column, 22023 for a column no merge follows or another policy.';
+
+CREATE FUNCTION sp_users.list_user_references()
+RETURNS TABLE (tbl regclass, col name, found_by text, policy text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT x.tbl, x.col, string_agg(x.found_by, ', ' ORDER BY x.found_by),
+           coalesce((SELECT p.policy FROM sp_users.merge_policies p WHERE p.tbl = x.tbl AND p.col = x.col), 'move')
+      FROM (SELECT c.conrelid::regclass AS tbl, a.attname AS col, 'foreign key' AS found_by
+              FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+             WHERE c.contype = 'f' AND c.confrelid = 'sp_users.users'::regclass AND cardinality(c.conkey) = 1 AND c.conparentid = 0
+            UNION ALL
+            SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r) x
+     GROUP BY x.tbl, x.col
+     ORDER BY x.tbl::text, x.col
+$$;
+COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered), with its merge policy (move, delete or keep).';
+
+REVOKE ALL ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() TO sp_users_admin;
+REVOKE ALL ON sp_users.merge_policies FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.merge_policies TO sp_users_admin;
+
 -- ==== Brute-force protection (issue 16).
 -- Brute-force protection (README, "Brute-force protection"): the application records each failed
 -- attempt (a login, a password-reset token, an API key, ...) for the address and/or the account;
@@ -1148,7 +1217,8 @@ CREATE TABLE sp_users.failure_policies (
         AND address_window OPERATOR(pg_catalog.>) interval '0' AND address_ban OPERATOR(pg_catalog.>) interval '0'
         AND address_ban_max OPERATOR(pg_catalog.>=) address_ban AND network_ban OPERATOR(pg_catalog.>) interval '0'
         AND account_reset OPERATOR(pg_catalog.>) interval '0' AND account_lockout OPERATOR(pg_catalog.>) interval '0'
-        AND account_lockout_max OPERATOR(pg_catalog.>=) account_lockout AND account_lockout_factor OPERATOR(pg_catalog.>=) 1),
+        AND account_lockout_max OPERATOR(pg_catalog.>=) account_lockout
+        AND account_lockout_factor BETWEEN 1 AND 1000000),
     CONSTRAINT failure_policies_prefixes CHECK (network_v4_prefix BETWEEN 8 AND 31 AND network_v6_prefix BETWEEN 16 AND 127)
 );
 COMMENT ON TABLE sp_users.failure_policies IS 'Brute-force policy per kind of failed attempt (login, password_reset, api, or your own): thresholds, windows and durations for address bans, network bans and account lockouts. Administrators edit it with plain INSERT / UPDATE; record_failure reads it on every call.';
@@ -1225,7 +1295,7 @@ BEGIN
     SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
     ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, failures, p.address_window),
                            sp_users._grown(p.address_ban, 2, coalesce(prev, 0), p.address_ban_max), 'brute_force:' || p.kind);
-    address_banned_until := ban.expires_at;
+    address_banned_until := coalesce(ban.expires_at, 'infinity');
     DELETE FROM sp_users.address_failures a WHERE a.kind = p.kind AND a.ip_address = addr;
     IF p.network_after IS NULL THEN
         RETURN;
@@ -1244,7 +1314,7 @@ BEGIN
         ban := sp_users.ban_ip(host(net) || '/' || masklen(net), format('%s failures: %s banned addresses in %s', p.kind, banned_in_net, net),
                                p.network_ban, 'brute_force:' || p.kind);
         network := net;
-        network_banned_until := ban.expires_at;
+        network_banned_until := coalesce(ban.expires_at, 'infinity');
     END IF;
 END
 $$;
@@ -1285,47 +1355,80 @@ LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.record_failure(text, text, uuid) IS
 'Records one failed attempt of a kind (a row of sp_users.failure_policies: login, password_reset, api, ...) for an address and/or an account, and applies the policy: address_max_failures within address_window ban the address (ban_ip, ban_source brute_force:<kind>) for address_ban doubled per earlier ban of it, at most address_ban_max, and clear its count; network_after banned addresses in its /network_v4_prefix (/network_v6_prefix) ban the network for network_ban; account_max_failures failures (reset after account_reset without one) lock the account for account_lockout x factor^(lockouts so far), at most account_lockout_max, permanently at the account_permanent_after-th lockout in a row. Returns outcome ({counted}, or what happened: address_banned, network_banned, account_locked), the counts, the ban ends and account_locked_until (infinity = permanently; NULL = not locked). Exact under concurrency: N concurrent failures crossing a threshold make one ban or lockout; a rolled-back call counts nothing. Unknown kind, both NULL, or a network as ip: 22023; a bad address 22P02; a missing user P0002.';
 
-CREATE FUNCTION sp_users.record_success(kind text, user_id uuid) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+-- Raises 22023 for an unknown kind (NULL: any kind) and P0002 for a missing or deleted user.
+CREATE FUNCTION sp_users._failure_args(kind text, user_id uuid, any_kind boolean) RETURNS void
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH gone AS (
-        DELETE FROM sp_users.account_failures a
-         WHERE a.user_id = $2 AND a.kind = $1 AND NOT coalesce(a.locked_until > now(), false)
-        RETURNING 1)
-    SELECT NOT EXISTS (SELECT 1 FROM sp_users.account_failures a WHERE a.user_id = $2 AND a.kind = $1 AND a.locked_until > now())
+BEGIN
+    IF NOT (any_kind AND kind IS NULL) AND NOT EXISTS (SELECT 1 FROM sp_users.failure_policies p WHERE p.kind = _failure_args.kind) THEN
+        RAISE EXCEPTION 'unknown failure kind: %', coalesce(kind, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF user_id IS NULL OR NOT EXISTS (SELECT 1 FROM sp_users.users u WHERE u.id = user_id AND u.status <> 'deleted') THEN
+        RAISE EXCEPTION 'user not found: %', coalesce(user_id::text, '<NULL>') USING ERRCODE = 'P0002';
+    END IF;
+END
 $$;
-COMMENT ON FUNCTION sp_users.record_success(text, uuid) IS 'Records a successful attempt of a kind for an account: its failure count and lockouts in a row start again from zero. Returns false (and resets nothing) while the account is locked for that kind: check account_locked_until before letting a user in.';
+COMMENT ON FUNCTION sp_users._failure_args(text, uuid, boolean) IS 'Internal: the argument checks of record_success, account_locked_until and lift_lockout (22023 unknown kind, P0002 missing or deleted user).';
+
+CREATE FUNCTION sp_users.record_success(kind text, user_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM sp_users._failure_args(kind, user_id, false);
+    IF EXISTS (SELECT 1 FROM sp_users.account_failures a
+                WHERE a.user_id = record_success.user_id AND a.kind = record_success.kind AND a.locked_until > now()) THEN
+        RETURN false;
+    END IF;
+    DELETE FROM sp_users.account_failures a WHERE a.user_id = record_success.user_id AND a.kind = record_success.kind;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION sp_users.record_success(text, uuid) IS 'Records a successful attempt of a kind for an account: its failure count and lockouts in a row start again from zero. Returns false (and resets nothing) while the account is locked for that kind: check account_locked_until before letting a user in. 22023 for an unknown kind, P0002 for a missing user.';
 
 CREATE FUNCTION sp_users.account_locked_until(user_id uuid) RETURNS timestamptz
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT max(a.locked_until) FROM sp_users.account_failures a WHERE a.user_id = $1 AND a.locked_until > now()
+BEGIN
+    PERFORM sp_users._failure_args(NULL, user_id, true);
+    RETURN (SELECT max(a.locked_until) FROM sp_users.account_failures a WHERE a.user_id = account_locked_until.user_id AND a.locked_until > now());
+END
 $$;
-COMMENT ON FUNCTION sp_users.account_locked_until(uuid) IS 'When the account''s lockout ends (the latest over all kinds; infinity = locked permanently), or NULL when it is not locked. find_authenticated_user raises 28000 for a locked account.';
+COMMENT ON FUNCTION sp_users.account_locked_until(uuid) IS 'When the account''s lockout ends (the latest over all kinds; infinity = locked permanently), or NULL when it is not locked; P0002 for a missing user. find_authenticated_user raises 28000 for a locked account.';
 
 CREATE FUNCTION sp_users.list_lockouts(lim integer DEFAULT 100) RETURNS SETOF sp_users.account_failures
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN QUERY SELECT a.* FROM sp_users.account_failures a
+    RETURN QUERY SELECT a.* FROM sp_users.account_failures a JOIN sp_users.users u ON u.id = a.user_id AND u.status <> 'deleted'
                   WHERE a.locked_until > now()
                   ORDER BY a.locked_until DESC, a.user_id, a.kind
                   LIMIT sp_users._page_limit(lim);
 END
 $$;
-COMMENT ON FUNCTION sp_users.list_lockouts(integer) IS 'Accounts locked now (one row per account and kind), permanent ones first, then by lockout end; lim capped at 100.';
+COMMENT ON FUNCTION sp_users.list_lockouts(integer) IS 'Accounts locked now (one row per account and kind; deleted users left out), permanent ones first, then by lockout end; lim capped at 100.';
 
 CREATE FUNCTION sp_users.lift_lockout(user_id uuid, kind text DEFAULT NULL) RETURNS bigint
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH gone AS (DELETE FROM sp_users.account_failures a WHERE a.user_id = $1 AND ($2 IS NULL OR a.kind = $2) RETURNING 1)
-    SELECT count(*) FROM gone
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM sp_users._failure_args(kind, user_id, true);
+    DELETE FROM sp_users.account_failures a WHERE a.user_id = lift_lockout.user_id AND (lift_lockout.kind IS NULL OR a.kind = lift_lockout.kind);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
 $$;
-COMMENT ON FUNCTION sp_users.lift_lockout(uuid, text) IS 'Lifts the lockouts of an account (of one kind, or all) and clears its failure counts, permanent lockouts included; returns the number of (account, kind) rows cleared.';
+COMMENT ON FUNCTION sp_users.lift_lockout(uuid, text) IS 'Lifts the lockouts of an account (of one kind, or all) and clears its failure counts, permanent lockouts included; returns the number of (account, kind) rows cleared. 22023 for an unknown kind, P0002 for a missing user.';
+
+-- A merge does not pass the source's failure counts and lockouts to the target: they are about
+-- attempts on the source account.
+INSERT INTO sp_users.merge_policies VALUES ('sp_users.account_failures', 'user_id', 'delete');
 
 CREATE FUNCTION sp_users.cleanup_failures() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
@@ -1344,7 +1447,8 @@ $$;
 COMMENT ON FUNCTION sp_users.cleanup_failures() IS 'Deletes failure records that no longer count: addresses whose last failure left the window, accounts not locked whose last failure is older than the reset time, and records of kinds whose policy is gone or no longer counts them. The scheduled clean-up (run_anonymous_cleanup) calls it; returns the rows deleted.';
 
 REVOKE ALL ON FUNCTION sp_users._grown(interval, double precision, integer, interval), sp_users._address_banned(text, inet, integer),
-    sp_users._account_locked(text, uuid, integer), sp_users._failure_policies_changed() FROM PUBLIC;
+    sp_users._account_locked(text, uuid, integer), sp_users._failure_policies_changed(),
+    sp_users._failure_args(text, uuid, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users.record_failure(text, text, uuid), sp_users.record_success(text, uuid),
     sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer), sp_users.lift_lockout(uuid, text),
     sp_users.cleanup_failures() FROM PUBLIC;
@@ -1425,72 +1529,5 @@ COMMENT ON PROCEDURE sp_users.run_anonymous_cleanup(integer, boolean, integer) I
 'CALL it (outside a transaction block): ends expired sessions and prunes brute-force records that no longer count (cleanup_failures), then deletes old anonymous users without an active session in batches of batch_size, committing after each batch (no lock held long; cancel stops it between or inside a batch, keeping committed batches). After each batch it pauses sp_users.cleanup_pause_factor (default 3) times the batch''s duration, so it takes at most about a quarter of a core; set it to 0 for full speed. enforce => false deletes nothing and records how many would go. At the end it compacts the statistics counters (compact_user_counts). Every run writes a row to sp_users.job_runs and a NOTICE per batch.';
 
 
--- ==== Merge policies (issue 16).
--- Merge policies (issue 16): what a merge does with the source's rows, per referencing column.
-CREATE TABLE sp_users.merge_policies (
-    tbl     regclass NOT NULL,
-    col     name NOT NULL,
-    policy  text NOT NULL,
-    PRIMARY KEY (tbl, col),
-    CONSTRAINT merge_policies_policy_check CHECK (policy OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'keep']))
-);
-COMMENT ON TABLE sp_users.merge_policies IS 'Merge policy per column that holds a user id (by foreign key or registered), when it is not move: delete (the source''s rows go with the source: credentials such as OAuth links, WebAuthn or API keys) or keep (a merge is refused while the source has rows there). Set with set_merge_policy.';
-SELECT pg_catalog.pg_extension_config_dump('sp_users.merge_policies', '');
-
-CREATE FUNCTION sp_users.set_merge_policy(tbl regclass, col name, policy text) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    attnum smallint;
-BEGIN
-    IF tbl IS NULL OR col IS NULL THEN
-        RAISE EXCEPTION 'tbl and col must not be NULL' USING ERRCODE = '22023';
-    END IF;
-    IF policy IS NULL OR policy NOT IN ('move', 'delete', 'keep') THEN
-        RAISE EXCEPTION 'policy must be move, delete or keep (got %)', coalesce(policy, 'NULL') USING ERRCODE = '22023';
-    END IF;
-    SELECT a.attnum INTO attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'column % does not exist in table %', col, tbl USING ERRCODE = '42703';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint c
-                    WHERE c.contype = 'f' AND c.conrelid = tbl AND c.confrelid = 'sp_users.users'::regclass AND c.conkey = ARRAY[attnum])
-       AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col) THEN
-        RAISE EXCEPTION 'column % of table % holds no user id a merge follows', col, tbl USING ERRCODE = '22023',
-            HINT = 'A merge follows single-column foreign keys to sp_users.users(id) and columns registered with sp_users.register_user_reference.';
-    END IF;
-    IF policy = 'move' THEN
-        DELETE FROM sp_users.merge_policies p WHERE p.tbl = set_merge_policy.tbl AND p.col = set_merge_policy.col;
-    ELSE
-        INSERT INTO sp_users.merge_policies AS p VALUES (tbl, col, policy)
-        ON CONFLICT ON CONSTRAINT merge_policies_pkey DO UPDATE SET policy = EXCLUDED.policy;
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION sp_users.set_merge_policy(regclass, name, text) IS
-'Sets what merge_users and promote_anonymous do with the source''s rows in a column that holds a user id (a single-column foreign key to sp_users.users(id), or a column registered with register_user_reference): move (the default: they pass to the target), delete (they are deleted with the source and counted under tables->''deleted_with_source'': credentials such as OAuth links, WebAuthn or API keys, device certificates) or keep (the merge is refused with 2BP01 while the source has rows there). 42703 for a missing column, 22023 for a column no merge follows or another policy.';
-
-CREATE FUNCTION sp_users.list_user_references()
-RETURNS TABLE (tbl regclass, col name, found_by text, policy text)
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT x.tbl, x.col, string_agg(x.found_by, ', ' ORDER BY x.found_by),
-           coalesce((SELECT p.policy FROM sp_users.merge_policies p WHERE p.tbl = x.tbl AND p.col = x.col), 'move')
-      FROM (SELECT c.conrelid::regclass AS tbl, a.attname AS col, 'foreign key' AS found_by
-              FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-             WHERE c.contype = 'f' AND c.confrelid = 'sp_users.users'::regclass AND cardinality(c.conkey) = 1 AND c.conparentid = 0
-            UNION ALL
-            SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r) x
-     GROUP BY x.tbl, x.col
-     ORDER BY x.tbl::text, x.col
-$$;
-COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered), with its merge policy (move, delete or keep).';
-
-REVOKE ALL ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() TO sp_users_admin;
-REVOKE ALL ON sp_users.merge_policies FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.merge_policies TO sp_users_admin;
 COMMENT ON FUNCTION sp_users.merge_users(uuid, uuid) IS
 'Moves every row that points at source to target — in every table of the database with a single-column foreign key to sp_users.users(id), whatever its schema, and in every column registered with register_user_reference — then deletes source, in one transaction. Both users are locked in id order first, tables are processed in a fixed order, so concurrent merges cannot deadlock each other. When a moved row would violate a unique index that has the user column as a key column (the target already has its counterpart; partial indexes, expression keys and NULLS NOT DISTINCT included), the target''s row is kept and the source''s is deleted, counted under tables->''dropped_duplicates''. Returns sessions moved, total rows moved, and tables: {"schema.table.column": rows moved} (zeros included). Per column, set_merge_policy makes a merge delete the source''s rows instead (counted under tables->''deleted_with_source'') or refuse while there are any (keep: 2BP01). Source = target raises 22023; a missing (or deleted) user P0002.';

@@ -53,7 +53,8 @@ CREATE TABLE sp_users.merge_policies (
     CONSTRAINT merge_policies_policy_check CHECK (policy OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'keep']))
 );
 COMMENT ON TABLE sp_users.merge_policies IS 'Merge policy per column that holds a user id (by foreign key or registered), when it is not move: delete (the source''s rows go with the source: credentials such as OAuth links, WebAuthn or API keys) or keep (a merge is refused while the source has rows there). Set with set_merge_policy.';
-SELECT pg_catalog.pg_extension_config_dump('sp_users.merge_policies', '');
+-- Dumped except the row the extension itself inserts (sp_users.account_failures), which CREATE EXTENSION makes.
+SELECT pg_catalog.pg_extension_config_dump('sp_users.merge_policies', 'WHERE tbl::text <> ''sp_users.account_failures''');
 
 CREATE FUNCTION sp_users.set_merge_policy(tbl regclass, col name, policy text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

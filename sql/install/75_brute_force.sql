@@ -42,7 +42,8 @@ CREATE TABLE sp_users.failure_policies (
         AND address_window OPERATOR(pg_catalog.>) interval '0' AND address_ban OPERATOR(pg_catalog.>) interval '0'
         AND address_ban_max OPERATOR(pg_catalog.>=) address_ban AND network_ban OPERATOR(pg_catalog.>) interval '0'
         AND account_reset OPERATOR(pg_catalog.>) interval '0' AND account_lockout OPERATOR(pg_catalog.>) interval '0'
-        AND account_lockout_max OPERATOR(pg_catalog.>=) account_lockout AND account_lockout_factor OPERATOR(pg_catalog.>=) 1),
+        AND account_lockout_max OPERATOR(pg_catalog.>=) account_lockout
+        AND account_lockout_factor BETWEEN 1 AND 1000000),
     CONSTRAINT failure_policies_prefixes CHECK (network_v4_prefix BETWEEN 8 AND 31 AND network_v6_prefix BETWEEN 16 AND 127)
 );
 COMMENT ON TABLE sp_users.failure_policies IS 'Brute-force policy per kind of failed attempt (login, password_reset, api, or your own): thresholds, windows and durations for address bans, network bans and account lockouts. Administrators edit it with plain INSERT / UPDATE; record_failure reads it on every call.';
@@ -119,7 +120,7 @@ BEGIN
     SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
     ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, failures, p.address_window),
                            sp_users._grown(p.address_ban, 2, coalesce(prev, 0), p.address_ban_max), 'brute_force:' || p.kind);
-    address_banned_until := ban.expires_at;
+    address_banned_until := coalesce(ban.expires_at, 'infinity');
     DELETE FROM sp_users.address_failures a WHERE a.kind = p.kind AND a.ip_address = addr;
     IF p.network_after IS NULL THEN
         RETURN;
@@ -138,7 +139,7 @@ BEGIN
         ban := sp_users.ban_ip(host(net) || '/' || masklen(net), format('%s failures: %s banned addresses in %s', p.kind, banned_in_net, net),
                                p.network_ban, 'brute_force:' || p.kind);
         network := net;
-        network_banned_until := ban.expires_at;
+        network_banned_until := coalesce(ban.expires_at, 'infinity');
     END IF;
 END
 $$;
@@ -179,47 +180,80 @@ LANGUAGE C VOLATILE SECURITY DEFINER;
 COMMENT ON FUNCTION sp_users.record_failure(text, text, uuid) IS
 'Records one failed attempt of a kind (a row of sp_users.failure_policies: login, password_reset, api, ...) for an address and/or an account, and applies the policy: address_max_failures within address_window ban the address (ban_ip, ban_source brute_force:<kind>) for address_ban doubled per earlier ban of it, at most address_ban_max, and clear its count; network_after banned addresses in its /network_v4_prefix (/network_v6_prefix) ban the network for network_ban; account_max_failures failures (reset after account_reset without one) lock the account for account_lockout x factor^(lockouts so far), at most account_lockout_max, permanently at the account_permanent_after-th lockout in a row. Returns outcome ({counted}, or what happened: address_banned, network_banned, account_locked), the counts, the ban ends and account_locked_until (infinity = permanently; NULL = not locked). Exact under concurrency: N concurrent failures crossing a threshold make one ban or lockout; a rolled-back call counts nothing. Unknown kind, both NULL, or a network as ip: 22023; a bad address 22P02; a missing user P0002.';
 
-CREATE FUNCTION sp_users.record_success(kind text, user_id uuid) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
+-- Raises 22023 for an unknown kind (NULL: any kind) and P0002 for a missing or deleted user.
+CREATE FUNCTION sp_users._failure_args(kind text, user_id uuid, any_kind boolean) RETURNS void
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH gone AS (
-        DELETE FROM sp_users.account_failures a
-         WHERE a.user_id = $2 AND a.kind = $1 AND NOT coalesce(a.locked_until > now(), false)
-        RETURNING 1)
-    SELECT NOT EXISTS (SELECT 1 FROM sp_users.account_failures a WHERE a.user_id = $2 AND a.kind = $1 AND a.locked_until > now())
+BEGIN
+    IF NOT (any_kind AND kind IS NULL) AND NOT EXISTS (SELECT 1 FROM sp_users.failure_policies p WHERE p.kind = _failure_args.kind) THEN
+        RAISE EXCEPTION 'unknown failure kind: %', coalesce(kind, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF user_id IS NULL OR NOT EXISTS (SELECT 1 FROM sp_users.users u WHERE u.id = user_id AND u.status <> 'deleted') THEN
+        RAISE EXCEPTION 'user not found: %', coalesce(user_id::text, '<NULL>') USING ERRCODE = 'P0002';
+    END IF;
+END
 $$;
-COMMENT ON FUNCTION sp_users.record_success(text, uuid) IS 'Records a successful attempt of a kind for an account: its failure count and lockouts in a row start again from zero. Returns false (and resets nothing) while the account is locked for that kind: check account_locked_until before letting a user in.';
+COMMENT ON FUNCTION sp_users._failure_args(text, uuid, boolean) IS 'Internal: the argument checks of record_success, account_locked_until and lift_lockout (22023 unknown kind, P0002 missing or deleted user).';
+
+CREATE FUNCTION sp_users.record_success(kind text, user_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM sp_users._failure_args(kind, user_id, false);
+    IF EXISTS (SELECT 1 FROM sp_users.account_failures a
+                WHERE a.user_id = record_success.user_id AND a.kind = record_success.kind AND a.locked_until > now()) THEN
+        RETURN false;
+    END IF;
+    DELETE FROM sp_users.account_failures a WHERE a.user_id = record_success.user_id AND a.kind = record_success.kind;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION sp_users.record_success(text, uuid) IS 'Records a successful attempt of a kind for an account: its failure count and lockouts in a row start again from zero. Returns false (and resets nothing) while the account is locked for that kind: check account_locked_until before letting a user in. 22023 for an unknown kind, P0002 for a missing user.';
 
 CREATE FUNCTION sp_users.account_locked_until(user_id uuid) RETURNS timestamptz
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT max(a.locked_until) FROM sp_users.account_failures a WHERE a.user_id = $1 AND a.locked_until > now()
+BEGIN
+    PERFORM sp_users._failure_args(NULL, user_id, true);
+    RETURN (SELECT max(a.locked_until) FROM sp_users.account_failures a WHERE a.user_id = account_locked_until.user_id AND a.locked_until > now());
+END
 $$;
-COMMENT ON FUNCTION sp_users.account_locked_until(uuid) IS 'When the account''s lockout ends (the latest over all kinds; infinity = locked permanently), or NULL when it is not locked. find_authenticated_user raises 28000 for a locked account.';
+COMMENT ON FUNCTION sp_users.account_locked_until(uuid) IS 'When the account''s lockout ends (the latest over all kinds; infinity = locked permanently), or NULL when it is not locked; P0002 for a missing user. find_authenticated_user raises 28000 for a locked account.';
 
 CREATE FUNCTION sp_users.list_lockouts(lim integer DEFAULT 100) RETURNS SETOF sp_users.account_failures
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN QUERY SELECT a.* FROM sp_users.account_failures a
+    RETURN QUERY SELECT a.* FROM sp_users.account_failures a JOIN sp_users.users u ON u.id = a.user_id AND u.status <> 'deleted'
                   WHERE a.locked_until > now()
                   ORDER BY a.locked_until DESC, a.user_id, a.kind
                   LIMIT sp_users._page_limit(lim);
 END
 $$;
-COMMENT ON FUNCTION sp_users.list_lockouts(integer) IS 'Accounts locked now (one row per account and kind), permanent ones first, then by lockout end; lim capped at 100.';
+COMMENT ON FUNCTION sp_users.list_lockouts(integer) IS 'Accounts locked now (one row per account and kind; deleted users left out), permanent ones first, then by lockout end; lim capped at 100.';
 
 CREATE FUNCTION sp_users.lift_lockout(user_id uuid, kind text DEFAULT NULL) RETURNS bigint
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH gone AS (DELETE FROM sp_users.account_failures a WHERE a.user_id = $1 AND ($2 IS NULL OR a.kind = $2) RETURNING 1)
-    SELECT count(*) FROM gone
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM sp_users._failure_args(kind, user_id, true);
+    DELETE FROM sp_users.account_failures a WHERE a.user_id = lift_lockout.user_id AND (lift_lockout.kind IS NULL OR a.kind = lift_lockout.kind);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
 $$;
-COMMENT ON FUNCTION sp_users.lift_lockout(uuid, text) IS 'Lifts the lockouts of an account (of one kind, or all) and clears its failure counts, permanent lockouts included; returns the number of (account, kind) rows cleared.';
+COMMENT ON FUNCTION sp_users.lift_lockout(uuid, text) IS 'Lifts the lockouts of an account (of one kind, or all) and clears its failure counts, permanent lockouts included; returns the number of (account, kind) rows cleared. 22023 for an unknown kind, P0002 for a missing user.';
+
+-- A merge does not pass the source's failure counts and lockouts to the target: they are about
+-- attempts on the source account.
+INSERT INTO sp_users.merge_policies VALUES ('sp_users.account_failures', 'user_id', 'delete');
 
 CREATE FUNCTION sp_users.cleanup_failures() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER

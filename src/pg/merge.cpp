@@ -158,13 +158,15 @@ SP_FUNCTION(sp_users_merge) {
             const std::string rows = spi_text(n, 0, 1).value_or("0");
             if (rows != "0")
                 throw SqlError(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-                               "merge refused: " + step.key + " holds " + rows + " rows of user " + source + " and its merge policy is keep",
+                               "merge refused: " + step.key + " holds " + rows + (rows == "1" ? " row" : " rows") + " of user " + source +
+                                   " and its merge policy is keep",
                                "Move or delete those rows first, or change the column's policy with sp_users.set_merge_policy.");
             moved[step.key] = 0;
             continue;
         }
         if (step.policy == sp::core::MergePolicy::Delete) {
-            deleted[step.key] = long(spi_exec(step.move_sql.c_str(), {source, target}, false).count);
+            const long n = long(spi_exec(step.move_sql.c_str(), {source, target}, false).count);
+            if (n > 0) deleted[step.key] = n;
             moved[step.key] = 0;
             continue;
         }

@@ -117,6 +117,28 @@ SELECT is((SELECT locked_until FROM sp_users.list_lockouts() LIMIT 1), 'infinity
 SELECT is(sp_users.lift_lockout((SELECT id FROM u), 'tap_perm'), 1::bigint, 'an administrator lifts a permanent lockout');
 -- A kind without account lockouts counts only addresses.
 SELECT is((SELECT row(account_failures, account_locked_until)::text FROM sp_users.record_failure('api', '192.0.2.77', (SELECT id FROM u))), '(,)', 'api: no account counting');
+-- Missing or deleted users and unknown kinds, as everywhere.
+SELECT throws_ok($$SELECT sp_users.record_success('login', '00000000-0000-0000-0000-000000000001')$$, 'P0002', NULL, 'record_success: a missing user is P0002');
+SELECT throws_ok($$SELECT sp_users.account_locked_until('00000000-0000-0000-0000-000000000001')$$, 'P0002', NULL, 'account_locked_until: P0002');
+SELECT throws_ok($$SELECT sp_users.lift_lockout('00000000-0000-0000-0000-000000000001')$$, 'P0002', NULL, 'lift_lockout: P0002');
+SELECT throws_ok(format('SELECT sp_users.record_success(%L, %L)', 'nokind', (SELECT id FROM u)), '22023', NULL, 'record_success: an unknown kind is 22023');
+SELECT throws_ok(format('SELECT sp_users.lift_lockout(%L, %L)', (SELECT id FROM u), 'nokind'), '22023', NULL, 'lift_lockout: an unknown kind is 22023');
+-- A merge does not pass failure counts and lockouts to the target (built-in merge policy delete).
+SELECT count(*) FROM sp_users.create_user('brute2', 'brute2@example.com');
+SELECT count(*) FROM pg_temp.fails('login', NULL, (SELECT id FROM sp_users.users WHERE name = 'brute2'), 5);
+SELECT is((SELECT tables->'deleted_with_source' FROM sp_users.merge_users((SELECT id FROM sp_users.users WHERE name = 'brute2'), (SELECT id FROM u))),
+          '{"sp_users.account_failures.user_id": 1}'::jsonb, 'a merge deletes the source''s failure records');
+SELECT is(sp_users.account_locked_until((SELECT id FROM u)), NULL, 'the target is not locked by the source''s failures');
+-- A permanent ban reads as infinity.
+SELECT sp_users.ban_ip('198.51.100.99', 'manual', NULL);
+SELECT is((SELECT address_banned_until FROM pg_temp.fails('login', '198.51.100.99', NULL, 10) WHERE address_banned_until IS NOT NULL),
+          'infinity'::timestamptz, 'an address already banned permanently: address_banned_until infinity');
+-- A soft-deleted user's lockouts are not listed.
+SELECT count(*) FROM pg_temp.fails('login', NULL, (SELECT id FROM u), 5);
+SELECT sp_users.bulk_delete(ARRAY(SELECT id FROM u));
+SELECT is((SELECT count(*) FROM sp_users.list_lockouts() l, u WHERE l.user_id = u.id), 0::bigint, 'list_lockouts leaves deleted users out');
+UPDATE sp_users.users SET status = 'active' WHERE id = (SELECT id FROM u);
+
 -- Deleting the user deletes its records.
 SELECT sp_users.record_failure('login', NULL, (SELECT id FROM u));
 SELECT sp_users.delete_user((SELECT id FROM u));

@@ -33,7 +33,7 @@ SELECT is((SELECT array_agg(tbl::text || '.' || col || '=' || policy || ' (' || 
 
 -- keep: refused, nothing changed.
 SELECT throws_ok(format('SELECT * FROM sp_users.merge_users(%L, %L)', (SELECT a FROM ids), (SELECT b FROM ids)), '2BP01',
-                 format('merge refused: tap_mp.audit.actor holds 1 rows of user %s and its merge policy is keep', (SELECT a FROM ids)),
+                 format('merge refused: tap_mp.audit.actor holds 1 row of user %s and its merge policy is keep', (SELECT a FROM ids)),
                  'keep refuses the merge while the source has rows');
 SELECT is((SELECT count(*) FROM tap_mp.notes n, ids WHERE n.user_id = ids.a), 3::bigint, 'a refused merge moves nothing');
 SELECT is((SELECT count(*) FROM sp_users.find_by_id((SELECT a FROM ids))), 1::bigint, 'a refused merge deletes no user');

@@ -111,7 +111,7 @@ SELECT is(pg_temp.as_role('tap_admin', q), 'ok', 'admin may: ' || q) FROM unnest
     $$SELECT count(*) FROM sp_users.banned_ips$$,
     $$UPDATE sp_users.users SET avatar_url = 'x' WHERE name = 'pat'$$,
     $$UPDATE sp_users.failure_policies SET address_max_failures = 20 WHERE kind = 'login'$$,
-    format($$SELECT sp_users.lift_lockout(%L)$$, :'other'),
+    format($$SELECT sp_users.lift_lockout(%L)$$, :'uid'),
     $$SELECT * FROM sp_users.list_lockouts()$$,
     $$SELECT * FROM sp_users.list_user_references()$$]) AS q;
 
