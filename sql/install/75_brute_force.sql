@@ -83,11 +83,17 @@ CREATE FUNCTION sp_users._failure_policies_changed() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_failure_policies_changed'
 LANGUAGE C;
 COMMENT ON FUNCTION sp_users._failure_policies_changed() IS 'Trigger: queues a relcache invalidation of sp_users.failure_policies, so every backend''s cached copy of the policies is read again once the change commits.';
-CREATE TRIGGER failure_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sp_users.failure_policies
+-- Row level and ALWAYS, so that a logical replication worker applying a policy change fires it too.
+CREATE TRIGGER failure_policies_changed AFTER INSERT OR UPDATE OR DELETE ON sp_users.failure_policies
+    FOR EACH ROW EXECUTE FUNCTION sp_users._failure_policies_changed();
+CREATE TRIGGER failure_policies_truncated AFTER TRUNCATE ON sp_users.failure_policies
     FOR EACH STATEMENT EXECUTE FUNCTION sp_users._failure_policies_changed();
 ALTER TABLE sp_users.failure_policies ENABLE ALWAYS TRIGGER failure_policies_changed;
+ALTER TABLE sp_users.failure_policies ENABLE ALWAYS TRIGGER failure_policies_truncated;
 
-SELECT pg_catalog.pg_extension_config_dump('sp_users.failure_policies', '');
+-- Dumped: the kinds an administrator added. The three built-in rows are made by CREATE EXTENSION
+-- (restoring them would collide); changes to them are not dumped (README, Brute-force protection).
+SELECT pg_catalog.pg_extension_config_dump('sp_users.failure_policies', 'WHERE kind NOT IN (''login'', ''password_reset'', ''api'')');
 SELECT pg_catalog.pg_extension_config_dump('sp_users.address_failures', '');
 SELECT pg_catalog.pg_extension_config_dump('sp_users.account_failures', '');
 

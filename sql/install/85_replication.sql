@@ -11,7 +11,7 @@ ALTER TABLE sp_users.user_count_deltas REPLICA IDENTITY FULL;
 CREATE FUNCTION sp_users._ignore_replicated() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sp_users_ignore_replicated'
 LANGUAGE C;
-COMMENT ON FUNCTION sp_users._ignore_replicated() IS 'Trigger (row level, before, enabled only under session_replication_role = replica): in a logical replication worker, skips the rows it applies to a derived table (counters, ban change log, clean-up history), which every node derives itself; the rows sp_users'' own triggers write there pass.';
+COMMENT ON FUNCTION sp_users._ignore_replicated() IS 'Trigger (row level, before, enabled only under session_replication_role = replica): in a logical replication worker, skips the rows it applies to a derived table (counters, ban change log, clean-up history) or a configuration table (failure and merge policies), which every node keeps itself; the rows sp_users'' own triggers write there pass.';
 CREATE TRIGGER user_counts_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.user_counts
     FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
 CREATE TRIGGER user_count_deltas_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.user_count_deltas
@@ -27,6 +27,13 @@ ALTER TABLE sp_users.user_count_deltas ENABLE REPLICA TRIGGER user_count_deltas_
 ALTER TABLE sp_users.ban_changes ENABLE REPLICA TRIGGER ban_changes_ignore_replicated;
 ALTER TABLE sp_users.ban_changes_horizon ENABLE REPLICA TRIGGER ban_changes_horizon_ignore_replicated;
 ALTER TABLE sp_users.job_runs ENABLE REPLICA TRIGGER job_runs_ignore_replicated;
+-- Configuration is each node's own too (and its built-in rows would collide with a copy).
+CREATE TRIGGER failure_policies_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.failure_policies
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+CREATE TRIGGER merge_policies_ignore_replicated BEFORE INSERT OR UPDATE OR DELETE ON sp_users.merge_policies
+    FOR EACH ROW EXECUTE FUNCTION sp_users._ignore_replicated();
+ALTER TABLE sp_users.failure_policies ENABLE REPLICA TRIGGER failure_policies_ignore_replicated;
+ALTER TABLE sp_users.merge_policies ENABLE REPLICA TRIGGER merge_policies_ignore_replicated;
 
 CREATE FUNCTION sp_users.check_replication()
 RETURNS TABLE (side text, item text, ok boolean, detail text)
@@ -34,8 +41,10 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    source_tables constant text[] := ARRAY['users', 'user_sessions', 'banned_ips'];
+    source_tables constant text[] := ARRAY['users', 'user_sessions', 'banned_ips', 'account_failures', 'address_failures'];
     derived_tables constant text[] := ARRAY['user_counts', 'user_count_deltas', 'ban_changes', 'ban_changes_horizon', 'job_runs'];
+    config_tables constant text[] := ARRAY['failure_policies', 'merge_policies'];
+    config text[];
     pub record;
     sub record;
     tabs text[];
@@ -65,6 +74,11 @@ BEGIN
             CASE WHEN cardinality(extra) = 0 THEN 'no derived table published (each node maintains its own)'
                  ELSE 'also carries sp_users.' || array_to_string(extra, ', sp_users.')
                       || ', which sp_users subscribers ignore (each node derives its own); a publication FOR TABLE sp_users.users, sp_users.user_sessions, sp_users.banned_ips saves that traffic' END;
+        config := ARRAY(SELECT x FROM unnest(config_tables) x WHERE x = ANY (pub.tabs));
+        RETURN QUERY SELECT 'publisher', format('publication %I: node configuration', pub.pubname), true,
+            CASE WHEN cardinality(config) = 0 THEN 'no configuration table published'
+                 ELSE 'also carries sp_users.' || array_to_string(config, ', sp_users.')
+                      || ', which sp_users subscribers ignore: each node keeps its own policies (set them there too)' END;
         RETURN QUERY SELECT 'publisher', format('publication %I: operations', pub.pubname),
             pub.pubinsert AND pub.pubupdate AND pub.pubdelete AND pub.pubtruncate,
             CASE WHEN pub.pubinsert AND pub.pubupdate AND pub.pubdelete AND pub.pubtruncate THEN 'insert, update, delete, truncate'
@@ -101,6 +115,11 @@ BEGIN
             CASE WHEN cardinality(extra) = 0 THEN 'no derived table received (this node maintains its own)'
                  ELSE 'also receives sp_users.' || array_to_string(extra, ', sp_users.')
                       || ': this node skips those rows (trigger _ignore_replicated) and derives its own' END;
+        config := ARRAY(SELECT x FROM unnest(config_tables) x WHERE x = ANY (sub.tabs));
+        RETURN QUERY SELECT 'subscriber', format('subscription %I: node configuration', sub.subname), true,
+            CASE WHEN cardinality(config) = 0 THEN 'no configuration table received'
+                 ELSE 'also receives sp_users.' || array_to_string(config, ', sp_users.')
+                      || ': this node skips those rows and keeps its own policies' END;
         RETURN QUERY SELECT 'subscriber', format('subscription %I: initial copy', sub.subname), sub.unready IS NULL,
             CASE WHEN sub.unready IS NULL THEN 'every table copied and streaming'
                  ELSE 'not yet streaming: ' || array_to_string(sub.unready, ', ')
@@ -120,6 +139,7 @@ BEGIN
                            ('user_counts', 'user_counts_ignore_replicated', 'R'), ('user_count_deltas', 'user_count_deltas_ignore_replicated', 'R'),
                            ('ban_changes', 'ban_changes_ignore_replicated', 'R'), ('ban_changes_horizon', 'ban_changes_horizon_ignore_replicated', 'R'),
                            ('job_runs', 'job_runs_ignore_replicated', 'R'),
+                           ('failure_policies', 'failure_policies_ignore_replicated', 'R'), ('merge_policies', 'merge_policies_ignore_replicated', 'R'),
                            ('banned_ips', 'banned_ips_log_insert', 'O'), ('banned_ips', 'banned_ips_log_update', 'O'),
                            ('banned_ips', 'banned_ips_log_delete', 'O'), ('banned_ips', 'banned_ips_invalidate', 'A'),
                            ('banned_ips', 'banned_ips_log_row', 'R')) AS e(tbl, name, mode)
@@ -146,4 +166,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.check_replication() IS
-'Checks this database''s logical replication of sp_users, one row per check (side, item, ok, detail with the command that fixes it). Publisher: each publication carrying sp_users tables publishes users, user_sessions and banned_ips and every operation (derived tables, e.g. with FOR ALL TABLES, are reported; subscribers ignore their rows); wal_level = logical. Subscriber: each subscription receives the source tables, has finished its initial copy (failed copy attempts counted) and is enabled; the replica-mode triggers that keep counters and ban sets exact are enabled; the anonymous clean-up is not scheduled here. docs/replication.md has the recipe.';
+'Checks this database''s logical replication of sp_users, one row per check (side, item, ok, detail with the command that fixes it). Publisher: each publication carrying sp_users tables publishes users, user_sessions, banned_ips, account_failures and address_failures, and every operation (derived and configuration tables, e.g. with FOR ALL TABLES, are reported; subscribers ignore their rows) ; wal_level = logical. Subscriber: each subscription receives the source tables, has finished its initial copy (failed copy attempts counted) and is enabled; the replica-mode triggers that keep counters and ban sets exact are enabled; the anonymous clean-up is not scheduled here. docs/replication.md has the recipe.';

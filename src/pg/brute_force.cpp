@@ -230,13 +230,17 @@ SP_FUNCTION(sp_users_record_failure) {
     return result;
 }
 
-// AFTER INSERT / UPDATE / DELETE / TRUNCATE FOR EACH STATEMENT on sp_users.failure_policies.
+// AFTER INSERT / UPDATE / DELETE FOR EACH ROW and AFTER TRUNCATE on sp_users.failure_policies
+// (ENABLE ALWAYS: also when a logical replication worker applies a change).
 SP_FUNCTION(sp_users_failure_policies_changed) {
     pg_call([&] {
-        static const sp::pg::TriggerShape shape{"sp_users._failure_policies_changed()", "failure_policies", true, true,
-                                                 sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete | sp::pg::kEvTruncate,
-                                                 false};
-        TriggerData* td = sp::pg::checked_trigger(fcinfo, shape);
+        static const sp::pg::TriggerShape rows{"sp_users._failure_policies_changed()", "failure_policies", false, true,
+                                                sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete, false};
+        static const sp::pg::TriggerShape truncate{"sp_users._failure_policies_changed()", "failure_policies", true, true,
+                                                    sp::pg::kEvTruncate, false};
+        const bool is_truncate = CALLED_AS_TRIGGER(fcinfo) &&
+                                 TRIGGER_FIRED_BY_TRUNCATE(reinterpret_cast<TriggerData*>(fcinfo->context)->tg_event);
+        TriggerData* td = sp::pg::checked_trigger(fcinfo, is_truncate ? truncate : rows);
         CacheInvalidateRelcache(td->tg_relation);
     });
     return PointerGetDatum(nullptr);

@@ -4,7 +4,7 @@
 // publication carries them anyway (FOR ALL TABLES, FOR TABLES IN SCHEMA sp_users), this trigger
 // makes the subscriber drop the rows the apply worker would write there: applied, they would be
 // counted twice, collide with the node's own rows (ban_changes_horizon's single row, job_runs ids)
-// or delete the node's own deltas.
+// or delete the node's own deltas. The policy tables are each node's configuration, likewise.
 #include "pg/pg_headers.hpp"
 #include "pg/trigger_check.hpp"
 
@@ -17,7 +17,8 @@ using sp::pg::pg_call;
 
 namespace {
 
-constexpr const char* kDerived[] = {"user_counts", "user_count_deltas", "ban_changes", "ban_changes_horizon", "job_runs"};
+constexpr const char* kDerived[] = {"user_counts", "user_count_deltas", "ban_changes", "ban_changes_horizon", "job_runs",
+                                     "failure_policies", "merge_policies"};
 
 } // namespace
 

@@ -41,9 +41,11 @@ SELECT count(*) FROM (SELECT sp_users.start_session(id, 's-' || name, '10.1.0.' 
 SELECT count(*) FROM sp_users.ban_ips((SELECT string_agg(host('10.9.0.0'::inet + i * 7), chr(10)) FROM generate_series(1, 200) i), 'feed', '1 day');
 SELECT count(*) FROM sp_users.ban_ips((SELECT string_agg(host('172.20.0.0'::inet + i * 256) || '/24', chr(10)) FROM generate_series(1, 20) i), 'nets', NULL);
 SELECT sp_users.ban_ip('192.0.2.1', 'expired', '1 hour');
+SELECT count(*) FROM generate_series(1, 5) i, LATERAL sp_users.record_failure('login', '10.77.0.' || i, (SELECT id FROM sp_users.users WHERE name = 'u7' AND i > 0)) f;
 UPDATE sp_users.banned_ips SET expires_at = now() - interval '1 minute' WHERE ip_address = '192.0.2.1';
 CREATE TABLE public.replay_marker (n bigint PRIMARY KEY);
-CREATE PUBLICATION sp_users_pub FOR TABLE sp_users.users, sp_users.user_sessions, sp_users.banned_ips, public.replay_marker;
+CREATE PUBLICATION sp_users_pub FOR TABLE sp_users.users, sp_users.user_sessions, sp_users.banned_ips,
+    sp_users.account_failures, sp_users.address_failures, public.replay_marker;
 SQL
 
 # The subscriber: the extension, public.mismatches() (compares with plain SQL), the marker table.
@@ -94,6 +96,7 @@ SELECT 'bulk:' || sp_users.is_banned('203.0.113.9') || ',' || public.mismatches(
 \! "$BASE/on_pub" "SELECT count(*) FROM (SELECT sp_users.create_user('n' || i, 'n' || i || '@example.com') FROM generate_series(1, 5) i) x; SELECT sp_users.update_status(id, 'suspended') FROM sp_users.users WHERE name = 'n1'; SELECT sp_users.bulk_delete(ARRAY(SELECT id FROM sp_users.users WHERE name IN ('n2', 'u60'))); SELECT sp_users.delete_user(id) FROM sp_users.users WHERE name = 'n3'; SELECT sp_users.assign_role(id, 'admin') FROM sp_users.users WHERE name = 'n4'"
 SELECT 'users:' || public.mismatches() || ',' || (SELECT total FROM sp_users.get_stats()) || ',' || (SELECT count(*) FROM sp_users.users WHERE name = 'n3');
 \! "$BASE/on_pub" "SELECT sessions FROM sp_users.merge_users((SELECT id FROM sp_users.users WHERE name = 'u50'), (SELECT id FROM sp_users.users WHERE name = 'u51')); SELECT sessions FROM sp_users.promote_anonymous((SELECT id FROM sp_users.users WHERE 'anonymous' = ANY (roles) ORDER BY name LIMIT 1), (SELECT id FROM sp_users.users WHERE name = 'u52')); SELECT sp_users.end_session('s-u53'); SELECT sp_users.start_session((SELECT id FROM sp_users.users WHERE name = 'u54'), 's-new')"
+SELECT 'locked:' || (sp_users.account_locked_until((SELECT id FROM sp_users.users WHERE name = 'u7')) IS NOT NULL) || ',' || (SELECT count(*) FROM sp_users.address_failures);
 SELECT 'merged:' || public.mismatches() || ',' || (SELECT count(*) FROM sp_users.users WHERE name = 'u50') || ',' || (SELECT count(*) FROM sp_users.user_sessions s JOIN sp_users.users u ON u.id = s.user_id WHERE u.name = 'u51') || ',' || sp_users.session_exists('s-u53') || ',' || sp_users.session_exists('s-new');
 \! "$BASE/on_pub" "TRUNCATE sp_users.banned_ips"
 SELECT 'truncated_bans:' || sp_users.is_banned('198.51.100.7') || ',' || sp_users.is_banned('172.20.1.1') || ',' || public.mismatches();
@@ -109,7 +112,7 @@ expect "before:false,false,0"
 expect "copied:exact,true,180,1"
 ok "initial copy: the long-lived session's ban set and every statistic equal plain SQL (180 users)"
 expect "check_cron:scheduled clean-up=false"
-expect "check_sub:true,6"
+expect "check_sub:true,7"
 echo "$out" | grep -q "WARNING:  the clean-up is scheduled (pg_cron job [0-9]*) in a database that receives sp_users.users from a logical subscription" || fail "no WARNING when scheduling on a subscriber: $out"
 ok "the clean-up scheduled on a subscriber: a WARNING when scheduling, flagged by check_replication; unscheduled, every check passes"
 expect "ban:true,exact"
@@ -118,7 +121,8 @@ expect "bulk:true,exact,0"
 ok "streamed ban, unban, escalation, bulk import and expiry reach the long-lived session's ban set"
 expect "users:exact,182,0"
 expect "merged:exact,0,2,false,true"
-ok "streamed sign-ups, status changes, soft and hard deletes, a merge, a promotion and sessions: statistics exact"
+expect "locked:true,5"
+ok "streamed sign-ups, status changes, soft and hard deletes, a merge, a promotion, sessions and a lockout: statistics exact"
 expect "truncated_bans:false,false,exact"
 expect "truncated_users:true,0,exact"
 expect "refilled:exact,50"
@@ -127,7 +131,7 @@ echo "$out" | sed 's/^/# /' | grep -E "^# (before|copied|ban|merged):"
 
 # A publication that carries a derived table, or misses a source table, is reported.
 out=$(pub -c "CREATE PUBLICATION wrong_pub FOR TABLE sp_users.users, sp_users.user_counts WITH (publish = 'insert, update')" -c "SELECT item || '=' || ok || CASE WHEN detail LIKE '%subscribers ignore%' THEN ' (ignored)' ELSE '' END FROM sp_users.check_replication() WHERE item LIKE 'publication wrong_pub%' ORDER BY item" 2>/dev/null | tr '\n' ' ')
-[ "$out" = "publication wrong_pub: derived tables=true (ignored) publication wrong_pub: operations=false publication wrong_pub: source tables=false " ] || fail "publisher check: $out"
+[ "$out" = "publication wrong_pub: derived tables=true (ignored) publication wrong_pub: node configuration=true publication wrong_pub: operations=false publication wrong_pub: source tables=false " ] || fail "publisher check: $out"
 [ "$(pub -c "SELECT bool_and(ok) FROM sp_users.check_replication() WHERE item LIKE 'publication sp_users_pub%' OR item = 'wal_level'")" = t ] || fail "the right publication is not reported right"
 pub -c "DROP PUBLICATION wrong_pub"
 ok "check_replication on the publisher: a missing source table and missing operations fail, a published derived table is reported as ignored"
