@@ -1310,9 +1310,9 @@ REVOKE ALL ON FUNCTION sp_users.record_failure(text, text, uuid), sp_users.recor
 GRANT EXECUTE ON FUNCTION sp_users.record_failure(text, text, uuid), sp_users.record_success(text, uuid),
     sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer), sp_users.lift_lockout(uuid, text),
     sp_users.cleanup_failures() TO sp_users_admin;
+GRANT EXECUTE ON FUNCTION sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer) TO sp_users_readonly;
 GRANT EXECUTE ON FUNCTION sp_users.record_failure(text, text, uuid), sp_users.record_success(text, uuid),
     sp_users.account_locked_until(uuid) TO sp_users_app;
-GRANT EXECUTE ON FUNCTION sp_users.account_locked_until(uuid), sp_users.list_lockouts(integer) TO sp_users_readonly;
 REVOKE ALL ON sp_users.failure_policies, sp_users.address_failures, sp_users.account_failures FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.failure_policies, sp_users.address_failures,
     sp_users.account_failures TO sp_users_admin;
