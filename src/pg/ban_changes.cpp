@@ -15,6 +15,7 @@ extern "C" {
 using sp::pg::KeptStatement;
 using sp::pg::pg_call;
 using sp::pg::run_kept;
+using sp::pg::set_kept_args;
 
 namespace {
 
@@ -55,9 +56,7 @@ void prune_if_due(FunctionCallInfo fcinfo) {
     bool isnull = false;
     Datum below = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     LOCAL_FCINFO(args, 1);
-    args->nargs = 1;
-    args->args[0].value = below;
-    args->args[0].isnull = isnull;
+    set_kept_args<1>(args, {below}, {isnull});
     run_kept(prune_advance, args);
     run_kept(prune_delete, args);
 }
@@ -102,19 +101,16 @@ void log_row(FunctionCallInfo fcinfo, TriggerData* td) {
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("sp_users._ban_log_row(): column ip_address of sp_users.banned_ips has an unexpected type")));
     LOCAL_FCINFO(args, 1);
-    args->nargs = 1;
     bool isnull = false;
     Datum first = heap_getattr(td->tg_trigtuple, col, desc, &isnull);
     as_owner(td, [&] {
-        args->args[0].value = first;
-        args->args[0].isnull = isnull;
+        set_kept_args<1>(args, {first}, {isnull});
         run_kept(log_one, args);
         if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
             bool new_null = false;
             Datum second = heap_getattr(td->tg_newtuple, col, desc, &new_null);
             if (new_null != isnull || (!isnull && !datumIsEqual(first, second, false, -1))) {
-                args->args[0].value = second;
-                args->args[0].isnull = new_null;
+                set_kept_args<1>(args, {second}, {new_null});
                 run_kept(log_one, args);
             }
         }

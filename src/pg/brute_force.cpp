@@ -19,6 +19,7 @@ using sp::pg::KeptStatement;
 using sp::pg::pg_call;
 using sp::pg::raise_clean;
 using sp::pg::run_kept;
+using sp::pg::set_kept_args;
 
 namespace {
 
@@ -126,15 +127,6 @@ struct FailureResult {
 
 Datum column(int n, bool* isnull) { return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, n, isnull); }
 
-template <int N>
-void set_args(FunctionCallInfo args, const Datum (&values)[N], const bool (&nulls)[N]) {
-    args->nargs = N;
-    for (int i = 0; i < N; ++i) {
-        args->args[i].value = values[i];
-        args->args[i].isnull = nulls[i];
-    }
-}
-
 } // namespace
 
 // sp_users.record_failure(kind text, ip text, user_id uuid) RETURNS (outcome text[], address_failures
@@ -174,12 +166,12 @@ SP_FUNCTION(sp_users_record_failure) {
         LOCAL_FCINFO(args, 4);
         if (has_user && !p.counts_accounts) {
             // Not counted, but a missing user is still an error, as for a kind that counts.
-            set_args<1>(args, {user_id}, {false});
+            set_kept_args<1>(args, {user_id}, {false});
             if (run_kept(user_exists, args) != 1) sp::pg::raise_user_not_found(fcinfo, 2);
         }
         if (has_ip && p.counts_addresses) {
             const Datum inet_value = PointerGetDatum(sp::pg::inet_from_address(addr));
-            set_args<4>(args, {kind, inet_value, IntervalPGetDatum(&p.address_window), Int32GetDatum(p.address_max)},
+            set_kept_args<4>(args, {kind, inet_value, IntervalPGetDatum(&p.address_window), Int32GetDatum(p.address_max)},
                         {false, false, false, false});
             if (run_kept(count_address, args) != 1) elog(ERROR, "sp_users.record_failure: the address upsert returned no row");
             bool isnull = false;
@@ -187,7 +179,7 @@ SP_FUNCTION(sp_users_record_failure) {
             r.values[1] = Int32GetDatum(failures);
             r.nulls[1] = false;
             if (failures >= p.address_max) {
-                set_args<3>(args, {kind, inet_value, Int32GetDatum(failures)}, {false, false, false});
+                set_kept_args<3>(args, {kind, inet_value, Int32GetDatum(failures)}, {false, false, false});
                 run_kept(address_banned, args);
                 r.outcomes = 0;
                 r.outcome[r.outcomes++] = "address_banned";
@@ -197,7 +189,7 @@ SP_FUNCTION(sp_users_record_failure) {
             }
         }
         if (has_user && p.counts_accounts) {
-            set_args<3>(args, {kind, user_id, IntervalPGetDatum(&p.account_reset)}, {false, false, false});
+            set_kept_args<3>(args, {kind, user_id, IntervalPGetDatum(&p.account_reset)}, {false, false, false});
             if (run_kept(count_account, args) != 1) sp::pg::raise_user_not_found(fcinfo, 2);
             bool isnull = false;
             const int32 failures = DatumGetInt32(column(1, &isnull));
@@ -207,7 +199,7 @@ SP_FUNCTION(sp_users_record_failure) {
             r.values[5] = Int32GetDatum(failures);
             r.nulls[5] = false;
             if (failures >= p.account_max) {
-                set_args<3>(args, {kind, user_id, Int32GetDatum(lockouts)}, {false, false, false});
+                set_kept_args<3>(args, {kind, user_id, Int32GetDatum(lockouts)}, {false, false, false});
                 run_kept(account_locked, args);
                 locked = column(1, &locked_null);
                 if (r.outcomes == 1 && strcmp(r.outcome[0], "counted") == 0) r.outcomes = 0;

@@ -21,4 +21,14 @@ struct KeptStatement {
 // SPI_connect; returns SPI_processed, rows in SPI_tuptable. Call only inside pg_call.
 uint64 run_kept(KeptStatement& k, FunctionCallInfo fcinfo);
 
+// Fills `args` (a LOCAL_FCINFO) with N arguments for run_kept, when they are not the function's own.
+template <int N>
+void set_kept_args(FunctionCallInfo args, const Datum (&values)[N], const bool (&nulls)[N]) {
+    args->nargs = N;
+    for (int i = 0; i < N; ++i) {
+        args->args[i].value = values[i];
+        args->args[i].isnull = nulls[i];
+    }
+}
+
 } // namespace sp::pg

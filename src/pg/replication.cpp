@@ -17,12 +17,12 @@ using sp::pg::pg_call;
 
 namespace {
 
-constexpr const char* kDerived[] = {"user_counts", "user_count_deltas", "ban_changes", "ban_changes_horizon", "job_runs",
+constexpr const char* kGuarded[] = {"user_counts", "user_count_deltas", "ban_changes", "ban_changes_horizon", "job_runs",
                                      "failure_policies", "merge_policies"};
 
 } // namespace
 
-// BEFORE INSERT / UPDATE / DELETE FOR EACH ROW on the derived tables, ENABLE REPLICA. A row the
+// BEFORE INSERT / UPDATE / DELETE FOR EACH ROW on the derived and configuration tables, ENABLE REPLICA. A row the
 // apply worker (or its initial copy) writes itself is skipped; rows sp_users' own triggers write
 // inside the apply worker run one trigger level deeper and pass, as does every other session.
 SP_FUNCTION(sp_users_ignore_replicated) {
@@ -32,8 +32,8 @@ SP_FUNCTION(sp_users_ignore_replicated) {
             ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                             errmsg("sp_users._ignore_replicated() can only be called as a trigger")));
         const char* name = RelationGetRelationName(reinterpret_cast<TriggerData*>(fcinfo->context)->tg_relation);
-        const char* table = kDerived[0];
-        for (const char* d : kDerived)
+        const char* table = kGuarded[0];
+        for (const char* d : kGuarded)
             if (strcmp(name, d) == 0) table = d;
         const sp::pg::TriggerShape shape{"sp_users._ignore_replicated()", table, false, false,
                                          sp::pg::kEvInsert | sp::pg::kEvUpdate | sp::pg::kEvDelete, false};
