@@ -84,6 +84,19 @@ else
   psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/load.sql
   q -c "ALTER TABLE public.bench_meta ADD COLUMN script_md5 text" -c "UPDATE public.bench_meta SET script_md5 = '$SCRIPT_MD5'"
 fi
+# No autovacuum or autoanalyze on the benchmark's tables: started by the launcher once a minute,
+# they ran during whichever side happened to be measured then (CPU, I/O and a replan after each
+# analyze). bench/api/reset.sql vacuums them between the runs of writing functions instead.
+q <<'SQL'
+DO $$
+DECLARE t regclass;
+BEGIN
+  FOR t IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind = 'r' AND n.nspname IN ('sp_users', 'public') LOOP
+    EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = off, toast.autovacuum_enabled = off)', t);
+  END LOOP;
+END $$;
+SQL
 SYNC=$(q -c "SHOW synchronous_commit")
 if [ "$SYNC" != off ]; then echo "bench/api.sh: synchronous_commit is $SYNC in $DB, expected off" >&2; exit 1; fi
 EXTVER=$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'sp_users'")

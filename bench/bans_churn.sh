@@ -11,13 +11,13 @@
 # Then: the ban set's memory per backend, ban_ip against the hand-written upsert, the bulk import
 # of a 100 000-line blocklist with sp_users.ban_ips, and an exactness check by a session that
 # lived through all the churn.
-#   bench/bans_churn.sh [seconds per measurement, default 8] [rates, default "0 10 100 1000"] [rounds, default 5]
+#   bench/bans_churn.sh [seconds per measurement, default 8] [rates, default "0 10 100 1000"] [rounds, default 7]
 # ip4r (postgresql-15-ip4r) is installed for the benchmark only; sp_users does not use it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECS=${1:-8}
 RATES=${2:-"0 10 100 1000"}
-ROUNDS=${3:-5}
+ROUNDS=${3:-7}
 DB=sp_users_churn
 OUT=bench/out/bans_churn; mkdir -p "$OUT"
 if ! [ -e "$(pg_config --sharedir)/extension/ip4r.control" ]; then
@@ -72,7 +72,11 @@ echo "measuring: ${SECS}s per query, $ROUNDS interleaved rounds per rate, rates:
 for rate in $RATES; do
   for round in $(seq 1 "$ROUNDS"); do
     declare -A this=()
-    for q in expr is_banned ip4r seed; do this[$q]=$(run $q "$rate" "$round"); T[$q.$rate]+="${this[$q]} "; done
+    # The order reverses every round, so no query always runs right after the baseline (or first
+    # after the previous round's last): a drift within a round (the table grows under churn,
+    # the VM's neighbours) favours no side.
+    order="expr is_banned ip4r seed"; [ $((round % 2)) = 0 ] && order="seed ip4r is_banned expr"
+    for q in $order; do this[$q]=$(run $q "$rate" "$round"); T[$q.$rate]+="${this[$q]} "; done
     # Paired within the round: the VM's throughput drifts between rounds far more than within one.
     for q in expr is_banned ip4r seed; do R[$q.$rate]+="$(awk -v a="${this[$q]}" -v b="${this[expr]}" 'BEGIN { printf "%.4f", a / b }') "; done
   done
