@@ -58,10 +58,15 @@ run() { # query rate round -> tps
     churn_pid=$!
     sleep 1
   fi
-  pgbench -n -M prepared -c 2 -j 2 -T "$SECS" -f "$OUT/$q.sql" $DB > "$OUT/$q.$rate.$round.log" 2>&1
+  pgbench -n -M prepared -c 2 -j 2 -T "$SECS" -f "$OUT/$q.sql" $DB > "$OUT/$q.$rate.$round.log" 2>&1 || true
   [ -n "$churn_pid" ] && wait "$churn_pid"
+  # A client that failed is a finding, not a slow run: named in the summary (its tps still counts).
+  if grep -q 'aborted\|ERROR' "$OUT/$q.$rate.$round.log" "$OUT/$q.churn$rate.$round.log" 2>/dev/null; then
+    echo "$q at $rate bans/s, round $round: $(grep -h 'ERROR' "$OUT/$q.$rate.$round.log" "$OUT/$q.churn$rate.$round.log" 2>/dev/null | head -1)" >> "$OUT/failed_runs"
+  fi
   sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/$q.$rate.$round.log"
 }
+rm -f "$OUT/failed_runs"
 median() { tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 churn_rate() { # achieved writes per second in the churn logs of one query and rate
   cat "$OUT"/$1.churn$2.*.log 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tr '\n' ' '
@@ -99,6 +104,7 @@ for rate in $RATES; do
   done
 done
 echo
+if [ -s "$OUT/failed_runs" ]; then echo "RUNS WITH FAILED CLIENTS ($(wc -l < "$OUT/failed_runs")):"; sed 's/^/  /' "$OUT/failed_runs"; else echo "no client failed in any run"; fi
 echo "long-lived session after all the churn: $(sed -n 2p "$OUT/long_lived.out"); $(sed -n 3p "$OUT/long_lived.out")"
 
 # Memory: one backend's ban set (per-backend sets: N connections hold N copies).

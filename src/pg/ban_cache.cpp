@@ -123,11 +123,15 @@ void on_relcache_invalidation(Datum, Oid relid) {
         s.valid = false;
         ++s.invalidations;
     }
-    if (ours) s.cat = Catalog{}; // DDL, or a dropped table: look the relations up again
+    // DDL, or a dropped table: look the relations up again. Also sent by VACUUM and ANALYZE
+    // (pg_class statistics), so this runs in the middle of a load, whenever a lock is taken:
+    // loads work on their own copy of the catalog (resolve returns one), never on s.cat.
+    if (ours) s.cat = Catalog{};
 }
 
-// PostgreSQL side: the relations by name (syscache lookups), remembered until DDL on them.
-const Catalog& resolve(State& s) {
+// PostgreSQL side: the relations by name (syscache lookups), remembered until DDL on them. A
+// copy: the invalidation callback may clear s.cat while the caller still opens relations.
+Catalog resolve(State& s) {
     if (OidIsValid(s.cat.table)) return s.cat;
     Oid nsp = get_namespace_oid("sp_users", true);
     Oid rel = OidIsValid(nsp) ? get_relname_relid("banned_ips", nsp) : InvalidOid;
@@ -225,7 +229,7 @@ void restore_user(const AsOwner& a) { SetUserIdAndSecContext(a.saved_user, a.sav
 
 // PostgreSQL side of the fallback: one index lookup (primary key or GiST >>=) as the table owner.
 bool lookup_by_index(State& s, const sp::core::Address& addr, TimestampTz now) {
-    const Catalog& c = resolve(s);
+    const Catalog c = resolve(s);
     AsOwner who = become_owner(c);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     if (s.fallback_plan == nullptr) {
@@ -257,6 +261,7 @@ struct Loaded {
     TimestampTz now;
     MemoryContext context;
     RawBase base;
+    Oid table;            // banned_ips as read (its oid)
     Oid filenode;         // banned_ips' file when read
     Scope scope;
     SnapshotKey snapshot;
@@ -284,7 +289,7 @@ void loaded_reserve(Loaded& out, std::size_t more) {
 
 // PostgreSQL side of a rebuild: read every ban not yet expired at now() into a palloc'd array.
 void load_rows(State& s, Loaded& out, bool for_shared = false) {
-    const Catalog& c = resolve(s);
+    const Catalog c = resolve(s);
     loaded_init(out, false);
     // A shared base also serves transactions that started before this one (their now() is
     // earlier): keep what expired in the last hour; lookups compare with now() anyway.
@@ -293,6 +298,7 @@ void load_rows(State& s, Loaded& out, bool for_shared = false) {
     // Locked before the snapshot is taken, held to the end of the transaction as a SELECT would:
     // the file read is the one a plain SELECT here reads (TRUNCATE swaps it, visibly to all).
     Relation rel = table_open(c.table, AccessShareLock);
+    out.table = c.table;
     out.filenode = rel->rd_node.relNode;
     Snapshot snap = lookup_snapshot(&out.scope);
     if (for_shared) { // a base for everybody: the newest snapshot, whatever this transaction uses
@@ -395,7 +401,7 @@ bool contains_base(Snapshot snap, const Base& base) {
 // lists, as banned_ips shows them in the snapshot a plain SELECT here would use. Direct index
 // scans: no SQL is parsed or planned on this path.
 void load_changes(State& s, const Base& base, Loaded& out) {
-    const Catalog& c = resolve(s);
+    const Catalog c = resolve(s);
     loaded_init(out, true);
     // Locks first, then the snapshot, as a SELECT does; held to the end of the transaction.
     Relation table = table_open(c.table, AccessShareLock);
@@ -403,6 +409,7 @@ void load_changes(State& s, const Base& base, Loaded& out) {
     Relation log = table_open(c.log, AccessShareLock);
     Relation idx = index_open(c.log_xid_idx, AccessShareLock);
     Relation horizon = table_open(c.horizon, AccessShareLock);
+    out.table = c.table;
     out.filenode = table->rd_node.relNode;
     Snapshot snap = lookup_snapshot(&out.scope);
     PushActiveSnapshot(snap);
@@ -464,15 +471,11 @@ void rebuild(State& s, unsigned long seen) {
     s.built_from = InvalidOid;
     s.shared_gen = 0;
     s.shared_bytes = s.shared_entries = 0;
-    Oid table = InvalidOid;
-    pg_call([&] {
-        load_rows(s, loaded);
-        table = s.cat.table;
-    });
+    pg_call([&] { load_rows(s, loaded); });
     s.set.build(loaded.entries, loaded.count, loaded.now);
     if (loaded.base.count >= 0) adopt_base(s.base, loaded.base);
     pg_call([&] { MemoryContextDelete(loaded.context); });
-    s.built_from = table;
+    s.built_from = loaded.table;
     s.built_filenode = loaded.filenode;
     finish_load(s, loaded, seen);
     s.budget_armed = false;
@@ -503,7 +506,7 @@ Refresh refresh(State& s, unsigned long seen) {
             s.set.erase(e.net);
     }
     adopt_base(s.base, loaded.base);
-    s.built_from = s.cat.table;
+    s.built_from = loaded.table;
     pg_call([&] { MemoryContextDelete(loaded.context); });
     finish_load(s, loaded, seen);
     ++s.refreshes;
@@ -552,7 +555,7 @@ bool publish_base(State& s, uint64 seen_generation) {
         // Built on the heap of this function call, then copied into shared memory by publish().
         auto* info = static_cast<shared_bans::BaseInfo*>(palloc0(sizeof(shared_bans::BaseInfo)));
         info->database = MyDatabaseId;
-        info->table = s.cat.table;
+        info->table = loaded.table;
         info->filenode = loaded.filenode;
         info->built_now = loaded.now;
         info->xmax = loaded.base.xmax;
@@ -579,7 +582,7 @@ bool publish_base(State& s, uint64 seen_generation) {
 // a parallel query that may not publish one).
 enum class SharedOutcome { Ready, UseIndex, UsePrivate };
 
-SharedOutcome bring_forward_shared(State& s, unsigned long seen, TimestampTz now) {
+SharedOutcome bring_forward_shared(State& s, Oid table, unsigned long seen, TimestampTz now) {
     for (int attempt = 0; attempt < 3; ++attempt) {
         bool usable = false;
         shared_bans::BaseInfo info;
@@ -588,7 +591,7 @@ SharedOutcome bring_forward_shared(State& s, unsigned long seen, TimestampTz now
             if (usable) shared_bans::published(&info);
         });
         if (!usable) return SharedOutcome::UsePrivate;
-        const bool base_fits = info.generation != 0 && info.database == MyDatabaseId && info.table == s.cat.table &&
+        const bool base_fits = info.generation != 0 && info.database == MyDatabaseId && info.table == table &&
                                info.built_now <= now;
         if (!base_fits) {
             if (IsInParallelMode()) return SharedOutcome::UseIndex; // no new snapshot may be taken
@@ -661,7 +664,12 @@ bool is_banned(const sp::core::Address& addr) {
 
     // Our own uncommitted changes (which a savepoint may still undo) are read from the table.
     bool incremental = false;
-    pg_call([&] { incremental = resolve(s).incremental(); });
+    Oid table = InvalidOid;
+    pg_call([&] {
+        const Catalog c = resolve(s);
+        incremental = c.incremental();
+        table = c.table;
+    });
     if (!incremental && !own_changes) {
         // A schema without the log (0.1.0, 0.2.0): ski rental, index lookups until they have cost
         // as much as one rebuild, then rebuild.
@@ -674,7 +682,7 @@ bool is_banned(const sp::core::Address& addr) {
 
     unsigned long seen = s.invalidations;
     if (!use_index && incremental) {
-        switch (bring_forward_shared(s, seen, now)) {
+        switch (bring_forward_shared(s, table, seen, now)) {
         case SharedOutcome::Ready: {
             bool same = false;
             bool banned = shared_contains(s, addr, now, &same);
@@ -698,7 +706,7 @@ bool is_banned(const sp::core::Address& addr) {
 
     // A private set: brought forward through the log, or rebuilt.
     const bool can_refresh = incremental && s.shared_gen == 0 && s.base.known && OidIsValid(s.built_from) &&
-                             s.built_from == s.cat.table && !IsInParallelMode();
+                             s.built_from == table && !IsInParallelMode();
     if (!can_refresh || refresh(s, seen) != Refresh::Done) rebuild(s, seen);
     return s.set.contains(addr, now);
 }
