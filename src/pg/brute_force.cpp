@@ -37,6 +37,10 @@ struct Policy {
 };
 struct PolicyCache {
     bool valid = false;
+    // Loaded under a repeatable-read (or serializable) transaction's snapshot: it may predate a
+    // change whose invalidation was already processed, so it serves that transaction only.
+    bool transaction_only = false;
+    LocalTransactionId loaded_in = InvalidLocalTransactionId;
     bool callback_registered = false;
     Oid relid = InvalidOid;
     Policy* policies = nullptr; // TopMemoryContext
@@ -64,7 +68,7 @@ const Policy* policy_of(const char* kind) {
         c.callback_registered = true;
     }
     AcceptInvalidationMessages();
-    if (!c.valid) {
+    if (!c.valid || (c.transaction_only && c.loaded_in != MyProc->lxid)) {
         c.relid = get_relname_relid("failure_policies", get_namespace_oid("sp_users", false));
         run_kept(load_policies, nullptr);
         Policy* loaded = static_cast<Policy*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Policy) * (SPI_processed + 1)));
@@ -86,6 +90,8 @@ const Policy* policy_of(const char* kind) {
         c.policies = loaded;
         c.count = int(SPI_processed);
         c.valid = true;
+        c.transaction_only = IsolationUsesXactSnapshot();
+        c.loaded_in = MyProc->lxid;
     }
     for (int i = 0; i < c.count; ++i)
         if (strcmp(c.policies[i].kind, kind) == 0) return &c.policies[i];
