@@ -401,10 +401,14 @@ bool contains_base(Snapshot snap, const Base& base) {
 // lists, as banned_ips shows them in the snapshot a plain SELECT here would use. Direct index
 // scans: no SQL is parsed or planned on this path.
 void load_changes(State& s, const Base& base, Loaded& out) {
-    const Catalog c = resolve(s);
+    Catalog c = resolve(s);
     loaded_init(out, true);
     // Locks first, then the snapshot, as a SELECT does; held to the end of the transaction.
     Relation table = table_open(c.table, AccessShareLock);
+    // Taking the lock processed the invalidations queued meanwhile; one may have replaced an index
+    // (REINDEX CONCURRENTLY gives banned_ips_pkey a new oid): its oid as of now, under the lock.
+    c = resolve(s);
+    if (c.table != RelationGetRelid(table)) elog(ERROR, "sp_users.banned_ips was replaced during the call; retry");
     Relation pkey = index_open(c.pkey, AccessShareLock);
     Relation log = table_open(c.log, AccessShareLock);
     Relation idx = index_open(c.log_xid_idx, AccessShareLock);
