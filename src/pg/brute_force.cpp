@@ -161,7 +161,6 @@ SP_FUNCTION(sp_users_record_failure) {
         const bool has_ip = !PG_ARGISNULL(1), has_user = !PG_ARGISNULL(2);
         const Datum user_id = has_user ? PG_GETARG_DATUM(2) : Datum(0);
         FailureResult r;
-        r.outcome[r.outcomes++] = "counted";
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
         const char* kind_name = TextDatumGetCString(kind);
         const Policy* policy = policy_of(kind_name);
@@ -187,9 +186,8 @@ SP_FUNCTION(sp_users_record_failure) {
             if (failures >= p.address_max) {
                 set_kept_args<3>(args, {kind, inet_value, Int32GetDatum(failures)}, {false, false, false});
                 run_kept(address_banned, args);
-                r.outcomes = 0;
                 r.outcome[r.outcomes++] = "address_banned";
-                for (int c = 0; c < 3; ++c) r.values[2 + c] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &r.nulls[2 + c]);
+                for (int c = 0; c < 3; ++c) r.values[2 + c] = column(c + 1, &r.nulls[2 + c]);
                 if (!r.nulls[3]) r.outcome[r.outcomes++] = "network_banned";
                 r.values[3] = r.nulls[3] ? Datum(0) : PointerGetDatum(SPI_datumTransfer(r.values[3], false, -1));
             }
@@ -208,7 +206,6 @@ SP_FUNCTION(sp_users_record_failure) {
                 set_kept_args<3>(args, {kind, user_id, Int32GetDatum(lockouts)}, {false, false, false});
                 run_kept(account_locked, args);
                 locked = column(1, &locked_null);
-                if (r.outcomes == 1 && strcmp(r.outcome[0], "counted") == 0) r.outcomes = 0;
                 r.outcome[r.outcomes++] = "account_locked";
             }
             const TimestampTz now = GetCurrentTransactionStartTimestamp();
@@ -216,6 +213,7 @@ SP_FUNCTION(sp_users_record_failure) {
             r.values[6] = r.nulls[6] ? Datum(0) : locked;
         }
         SPI_finish();
+        if (r.outcomes == 0) r.outcome[r.outcomes++] = "counted";
         Datum items[3];
         for (int i = 0; i < r.outcomes; ++i) items[i] = CStringGetTextDatum(r.outcome[i]);
         r.values[0] = PointerGetDatum(construct_array(items, r.outcomes, TEXTOID, -1, false, TYPALIGN_INT));

@@ -72,7 +72,8 @@ Oid memoised(const char* key, bool is_relation, Resolve resolve) {
     for (int i = 0; i < m.count; ++i)
         if (std::strcmp(m.entries[i].key, key) == 0) return m.entries[i].value;
     Oid value = resolve();
-    if (m.count < Memo::kSize && std::strlen(key) < sizeof m.entries[0].key) {
+    // Not found (an optional relation of an older schema) is looked up again next time.
+    if (OidIsValid(value) && m.count < Memo::kSize && std::strlen(key) < sizeof m.entries[0].key) {
         std::strcpy(m.entries[m.count].key, key);
         m.entries[m.count++].value = value;
         if (is_relation) m.relations[m.relation_count++] = value;
@@ -80,15 +81,20 @@ Oid memoised(const char* key, bool is_relation, Resolve resolve) {
     return value;
 }
 
-Oid sp_relation(const char* name) {
+// An sp_users relation, or InvalidOid when it does not exist (a schema older than the library).
+Oid optional_relation(const char* name) {
     return memoised(name, true, [&] {
         Oid nsp = get_namespace_oid("sp_users", true);
-        Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
-        if (!OidIsValid(rel))
-            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.%s does not exist", name),
-                            errhint("Run CREATE EXTENSION sp_users in this database.")));
-        return rel;
+        return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
     });
+}
+
+Oid sp_relation(const char* name) {
+    Oid rel = optional_relation(name);
+    if (!OidIsValid(rel))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.%s does not exist", name),
+                        errhint("Run CREATE EXTENSION sp_users in this database.")));
+    return rel;
 }
 
 // Opens an sp_users table by name; a memoised oid whose relation another session dropped is
@@ -208,16 +214,6 @@ Datum user_column(HeapTuple row, const char* table, const char* name, bool* isnu
     return d;
 }
 
-// An sp_users relation that may not exist (a schema older than the library): memoised only once found.
-Oid optional_relation(const char* name) {
-    const Memo& m = memo();
-    for (int i = 0; i < m.count; ++i)
-        if (std::strcmp(m.entries[i].key, name) == 0) return m.entries[i].value;
-    Oid nsp = get_namespace_oid("sp_users", true);
-    Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
-    return OidIsValid(rel) ? memoised(name, true, [&] { return rel; }) : InvalidOid;
-}
-
 // Raises 28000 when brute-force protection has locked the account (sp_users.account_failures:
 // a lockout of any kind still in force), as find_authenticated_user promises.
 void refuse_if_locked(Datum user_id) {
@@ -238,8 +234,6 @@ void refuse_if_locked(Datum user_id) {
     sp::pg::raise_clean(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, message, nullptr, nullptr,
                         "Brute-force protection locked it (sp_users.record_failure); an administrator can lift it with sp_users.lift_lockout.");
 }
-
-
 
 // Rows in index order, ties on the index's order column broken by another column, as
 // "ORDER BY <index column>, <tie column> LIMIT n" would return them. Scans `index` (with an

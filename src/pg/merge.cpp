@@ -189,24 +189,18 @@ SP_FUNCTION(sp_users_merge) {
         if (json.size() > 1) json += ", ";
         json += sp::core::json_string(key) + ": " + std::to_string(n);
     }
-    if (!dropped.empty()) {
-        json += std::string(json.size() > 1 ? ", " : "") + "\"dropped_duplicates\": {";
+    auto group = [&json](const char* name, const std::map<std::string, long>& counts) {
+        if (counts.empty()) return;
+        json += std::string(json.size() > 1 ? ", " : "") + sp::core::json_string(name) + ": {";
         bool first = true;
-        for (const auto& [key, n] : dropped) {
+        for (const auto& [key, n] : counts) {
             json += std::string(first ? "" : ", ") + sp::core::json_string(key) + ": " + std::to_string(n);
             first = false;
         }
         json += "}";
-    }
-    if (!deleted.empty()) {
-        json += std::string(json.size() > 1 ? ", " : "") + "\"deleted_with_source\": {";
-        bool first = true;
-        for (const auto& [key, n] : deleted) {
-            json += std::string(first ? "" : ", ") + sp::core::json_string(key) + ": " + std::to_string(n);
-            first = false;
-        }
-        json += "}";
-    }
+    };
+    group("dropped_duplicates", dropped);
+    group("deleted_with_source", deleted);
     json += "}";
     auto sessions_it = moved.find("sp_users.user_sessions.user_id");
     const long sessions = sessions_it == moved.end() ? 0 : sessions_it->second;
