@@ -9,6 +9,14 @@
 # computed from a random number (bench/api/load.sql says how), with the same expression on both
 # sides so its cost cancels. Before and after every run of a function that writes, bench/api/reset.sql puts
 # the tables back to the loaded state, so every run starts on equal tables.
+# The default method runs the two scripts of a function in ONE pgbench run, interleaved at random
+# (`-f sp.sql@1 -f hand.sql@1`), and compares the mean latency of their transactions from the
+# per-transaction log: both sides then see the same machine at the same moment, which back-to-back
+# runs on this VM did not (consecutive 5-second runs of one script differ by up to 15 %). With
+# 2 clients on 2 CPUs each client and its backend take turns on one CPU, so a call's latency is
+# the CPU it costs plus the round trip, and the ratio hand/sp of mean latencies is the ratio of the
+# tps each would reach alone. API_METHOD=pairs measures the old way (back-to-back runs, ratio of
+# tps); it is also used when API_ROLE is set, since one pgbench run has one login role.
 # It is a benchmark, not a test: it exits 0 unless the setup fails; the last line names the
 # functions below their goal.
 #   bench/api.sh [seconds per run, default 5] [rounds, default 3] [function ...]
@@ -25,6 +33,9 @@ if [[ ${1:-} =~ ^[0-9]+$ ]]; then ROUNDS=$1; shift; fi
 DB=sp_users_api
 OUT=bench/out/api; mkdir -p "$OUT"
 API_ROLE=${API_ROLE:-}
+METHOD=${API_METHOD:-mixed}
+[ -z "$API_ROLE" ] || METHOD=pairs
+case $METHOD in mixed | pairs) ;; *) echo "bench/api.sh: API_METHOD is mixed or pairs" >&2; exit 2 ;; esac
 
 # function | goal | w = writes (reset after each run) | the hand-written statement, short
 FUNCTIONS=(
@@ -139,10 +150,42 @@ run() { # function side round -> tps, or ERR when a client failed
   if [ "${WRITES[$f]}" = w ]; then psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/reset.sql >>"$OUT/reset.log" 2>&1; fi
 }
 
+CMD_MIXED="pgbench -n -M prepared -c 2 -j 2 -T $SECONDS_PER -l -f bench/api/<function>.sp.sql@1 -f bench/api/<function>.hand.sql@1 $DB"
+declare -A US
+mixed_run() { # function round -> "<sp mean µs> <hand mean µs>", or "ERR ERR" when a client failed
+  local f=$1 round=$2 rc=0 prefix="$OUT/$f.mixed.$round" first=sp second=hand
+  local log="$prefix.log"
+  # Which script pgbench numbers 0 alternates between rounds; the choice per transaction is random.
+  ((round % 2)) || { first=hand; second=sp; }
+  if [ "${WRITES[$f]}" = w ]; then psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/reset.sql >>"$OUT/reset.log" 2>&1; fi
+  rm -f "$prefix".[0-9]*
+  pgbench -n -M prepared -c 2 -j 2 -T "$SECONDS_PER" -l --log-prefix="$prefix" \
+    -f "bench/api/$f.$first.sql@1" -f "bench/api/$f.$second.sql@1" "$DB" >"$log" 2>&1 || rc=$?
+  if [ $rc -ne 0 ] || grep -q 'aborted' "$log" || ! ls "$prefix".[0-9]* >/dev/null 2>&1; then
+    echo "ERR ERR"
+  else
+    # Per-transaction log: client, transaction, latency (µs), script number, epoch s, µs.
+    cat "$prefix".[0-9]* | awk -v first="$first" '{ n[$4]++; t[$4] += $3 }
+      END { a = t[0] / n[0]; b = t[1] / n[1]; if (first == "sp") printf "%.2f %.2f\n", a, b; else printf "%.2f %.2f\n", b, a }'
+  fi
+  rm -f "$prefix".[0-9]*
+  if [ "${WRITES[$f]}" = w ]; then psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/reset.sql >>"$OUT/reset.log" 2>&1; fi
+}
+
 echo "$SIZES"
-echo "running ${#SELECTED[@]} functions: $ROUNDS rounds of ${SECONDS_PER}s per side (about $(( ${#SELECTED[@]} * 2 * ROUNDS * (SECONDS_PER + 1) / 60 + 1 )) min) ..."
+if [ "$METHOD" = mixed ]; then
+  echo "running ${#SELECTED[@]} functions: $ROUNDS rounds of one ${SECONDS_PER}s run with both scripts (about $(( ${#SELECTED[@]} * ROUNDS * (SECONDS_PER + 2) / 60 + 1 )) min) ..."
+else
+  echo "running ${#SELECTED[@]} functions: $ROUNDS rounds of ${SECONDS_PER}s per side (about $(( ${#SELECTED[@]} * 2 * ROUNDS * (SECONDS_PER + 1) / 60 + 1 )) min) ..."
+fi
 for ((round = 1; round <= ROUNDS; round++)); do
   for f in "${SELECTED[@]}"; do
+    if [ "$METHOD" = mixed ]; then
+      read -r s h < <(mixed_run "$f" "$round")
+      US[$f,sp]+="$s "; US[$f,hand]+="$h "
+      printf 'round %d/%d  %-24s sp_users %-8s µs  hand %s µs\n' "$round" "$ROUNDS" "$f" "$s" "$h"
+      continue
+    fi
     if ((round % 2)); then order="sp hand"; else order="hand sp"; fi
     for side in $order; do TPS[$f,$side]+="$(run "$f" "$side" "$round") "; done
     printf 'round %d/%d  %-24s sp_users %-9s hand %s\n' "$round" "$ROUNDS" "$f" \
@@ -156,7 +199,37 @@ median() { # values... -> median, or ERR if any run failed
 }
 BELOW=()
 declare -A RATIOS
-{
+verdict() { # function ratios... -> prints the row's ratio and ok/BELOW
+  local f=$1; shift
+  awk -v r="$(median "$@")" -v g="${GOAL[$f]}" 'BEGIN { printf "%.2f %s\n", r, (r + 1e-9 >= g ? "ok" : "BELOW") }'
+}
+if [ "$METHOD" = mixed ]; then {
+  echo "| function | hand-written statement | sp_users µs/call | hand µs/call | ratio | goal | |"
+  echo "|---|---|---:|---:|---:|---:|---|"
+  for f in "${SELECTED[@]}"; do
+    read -r -a sp_runs <<<"${US[$f,sp]}"; read -r -a hand_runs <<<"${US[$f,hand]}"
+    if [[ " ${US[$f,sp]} " = *" ERR "* ]]; then
+      printf '| %s | `%s` | ERR | ERR | | %s | ERROR (see %s) |\n' "$f" "${HAND[$f]}" "${GOAL[$f]}" "$OUT/$f.mixed.*.log"
+      BELOW+=("$f (error)")
+      continue
+    fi
+    # Per round hand/sp of the mean latencies (= sp tps / hand tps, each alone), then the median.
+    ratios=(); for ((i = 0; i < ${#sp_runs[@]}; i++)); do ratios+=("$(awk -v s="${sp_runs[$i]}" -v h="${hand_runs[$i]}" 'BEGIN { printf "%.4f", h / s }')"); done
+    RATIOS[$f]="${ratios[*]}"
+    read -r ratio ok < <(verdict "$f" "${ratios[@]}")
+    printf '| %s | `%s` | %.1f | %.1f | %s | %s | %s |\n' "$f" "${HAND[$f]}" "$(median "${sp_runs[@]}")" "$(median "${hand_runs[@]}")" "$ratio" "${GOAL[$f]}" "$ok"
+    [ "$ok" = ok ] || BELOW+=("$f")
+  done
+  echo
+  echo "Data: $SIZES (bench/api/load.sql)."
+  echo "Command, per function: \`$CMD_MIXED\` (one run, the two scripts interleaved at random), rounds: $ROUNDS;"
+  echo "bench/api/reset.sql before and after each run of a writing function. µs/call = mean latency of that script's"
+  echo "transactions in pgbench's per-transaction log (the client's round trip included); ratio = median over the rounds of"
+  echo "hand µs / sp_users µs, which is sp_users tps / hand tps if each ran alone (2 clients on 2 CPUs: one CPU per client and its backend)."
+  echo "Both sides run as \`postgres\` (superuser); synchronous_commit = $SYNC."
+  echo "$PGVER, sp_users $EXTVER, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'); per-round µs/call:"
+  for f in "${SELECTED[@]}"; do echo "    $f: sp_users ${US[$f,sp]}/ hand ${US[$f,hand]}/ ratios ${RATIOS[$f]:-}"; done
+} >"$OUT/table.md"; else {
   echo "| function | hand-written statement | sp_users tps | hand tps | ratio | goal | |"
   echo "|---|---|---:|---:|---:|---:|---|"
   for f in "${SELECTED[@]}"; do
@@ -171,7 +244,7 @@ declare -A RATIOS
     read -r -a sp_runs <<<"${TPS[$f,sp]}"; read -r -a hand_runs <<<"${TPS[$f,hand]}"
     ratios=(); for ((i = 0; i < ${#sp_runs[@]}; i++)); do ratios+=("$(awk -v s="${sp_runs[$i]}" -v h="${hand_runs[$i]}" 'BEGIN { printf "%.4f", s / h }')"); done
     RATIOS[$f]="${ratios[*]}"
-    read -r ratio ok < <(awk -v r="$(median "${ratios[@]}")" -v g="${GOAL[$f]}" 'BEGIN { printf "%.2f %s\n", r, (r + 1e-9 >= g ? "ok" : "BELOW") }')
+    read -r ratio ok < <(verdict "$f" "${ratios[@]}")
     printf '| %s | `%s` | %.0f | %.0f | %s | %s | %s |\n' "$f" "${HAND[$f]}" "$s" "$h" "$ratio" "${GOAL[$f]}" "$ok"
     [ "$ok" = ok ] || BELOW+=("$f")
   done
@@ -184,7 +257,7 @@ declare -A RATIOS
   echo "the tps columns are the medians of each side."
   echo "$PGVER, sp_users $EXTVER, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'); per-run tps:"
   for f in "${SELECTED[@]}"; do echo "    $f: sp_users ${TPS[$f,sp]}/ hand ${TPS[$f,hand]}/ ratios ${RATIOS[$f]:-}"; done
-} >"$OUT/table.md"
+} >"$OUT/table.md"; fi
 cp "$OUT/table.md" bench/out/api.md
 echo
 cat bench/out/api.md
