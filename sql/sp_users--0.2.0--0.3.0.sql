@@ -419,6 +419,11 @@ END
 $upgrade$;
 -- <<< functions
 
+-- create_user inserts without ON CONFLICT and reports a taken email before a taken name only while
+-- an INSERT checks users_email_key first; it checks unique indexes in oid order, and 0.2.0 created
+-- the name index first. Rebuilding it (one index build, under this upgrade's lock) puts it last.
+ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);
+
 ALTER FUNCTION sp_users.is_banned(text) PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.is_banned(text) IS
 'True when an active ban (expires_at NULL or later than now()) equals the address or network, or contains it. Answered from an in-memory ban set (per backend, or shared by all connections when sp_users is preloaded) that follows every committed change through the change log sp_users.ban_changes, re-reading only the changed networks: a committed ban is seen at once, an uncommitted one never by others; a transaction that changed bans itself is answered from the table. 22P02 on invalid address text.';

@@ -14,8 +14,10 @@ CREATE TABLE sp_users.users (
     avatar_url      text,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT users_name_key UNIQUE (name),
+    -- email before name: an INSERT checks unique indexes in oid order, and create_user reports a
+    -- taken email first (src/pg/request_writes.cpp)
     CONSTRAINT users_email_key UNIQUE (email),
+    CONSTRAINT users_name_key UNIQUE (name),
     CONSTRAINT users_name_check CHECK (name OPERATOR(pg_catalog.<>) '' AND pg_catalog.length(name) OPERATOR(pg_catalog.<=) 255),
     CONSTRAINT users_email_normalized CHECK (email OPERATOR(pg_catalog.=) sp_users.normalize_email(email)),
     CONSTRAINT users_email_check CHECK (sp_users.email_problem(email) IS NULL),

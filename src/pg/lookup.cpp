@@ -336,6 +336,15 @@ bool session_active(Relation rel, TupleTableSlot* slot, TimestampTz now) {
 
 namespace sp::pg::lookup {
 void register_callbacks() noexcept { CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr)); }
+
+bool users_email_key_checked_first() {
+    Oid email = optional_relation("users_email_key");
+    Oid name = optional_relation("users_name_key");
+    // An INSERT checks unique indexes in the order of RelationGetIndexList: ascending oid.
+    return OidIsValid(email) && OidIsValid(name) && email < name;
+}
+
+Datum stored_email(Datum email) { return normalized_email(email); }
 } // namespace sp::pg::lookup
 
 // Each function below does all its work on the PostgreSQL side (inside pg_call): no C++ object

@@ -38,6 +38,7 @@ SELECT sp_users.create_user('other', 'other@example.com');
 SELECT throws_ok(format('SELECT sp_users.update_email(%L, %L)', (SELECT id FROM sp_users.find_by_name('other')), 'Erin@Example.com'),
                  '23505', 'user already exists with email: erin@example.com', 'update_email duplicate');
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh@example.com')$$, '23505', 'user already exists with name: erin', 'duplicate name');
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'Erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'name and email both taken: the email is named');
 
 -- bad IP/network text → 22P02 naming the input.
 SELECT throws_ok(format('SELECT %s(%L)', f, ip), '22P02', NULL, f || '(' || left(ip, 20) || ')')
@@ -62,6 +63,16 @@ SELECT throws_ok($$SELECT sp_users.ban_ip(NULL, 'r', '1 hour')$$, '22023', 'ip m
 SELECT throws_ok(format('SELECT sp_users.assign_roles(%L, %L)', (SELECT id FROM sp_users.find_by_name('erin')), '{}'), '22023', 'roles must not be empty', 'empty roles');
 SELECT throws_ok(format('SELECT sp_users.revoke_role(%L, %L)', (SELECT id FROM sp_users.find_by_name('erin')), 'user'), '22023', NULL, 'last role');
 SELECT throws_ok(format('SELECT sp_users.start_session(%L, expires_in => %L)', (SELECT id FROM sp_users.find_by_name('erin')), '-1 day'), '22023', NULL, 'negative session lifetime');
+
+-- create_user inserts without ON CONFLICT only while users_email_key is checked first (lower oid);
+-- with the order turned round (as a REINDEX CONCURRENTLY of the email index does) it takes the
+-- ON CONFLICT path and still names the email first.
+SELECT ok('sp_users.users_email_key'::regclass::oid < 'sp_users.users_name_key'::regclass::oid, 'installed: an INSERT checks the email index first');
+ALTER TABLE sp_users.users DROP CONSTRAINT users_email_key, ADD CONSTRAINT users_email_key UNIQUE (email);
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'Erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'order turned round: both taken, the email is named');
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh2@example.com')$$, '23505', 'user already exists with name: erin', 'order turned round: duplicate name');
+SELECT throws_ok($$SELECT sp_users.create_user('erin3', 'erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'order turned round: duplicate email');
+SELECT is((SELECT email FROM sp_users.create_user('erin4', ' Erin4@Example.com ')), 'erin4@example.com', 'order turned round: a new user is created');
 
 SELECT * FROM finish();
 ROLLBACK;
