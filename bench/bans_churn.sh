@@ -2,12 +2,17 @@
 # Ban checks while bans keep arriving (issue 13). Data: 1 000 000 address bans + 100 000 /24
 # network bans, a third expired. Two clients run `pgbench -M prepared -c 2 -j 2` on one query
 # while a third client writes new bans at a fixed rate (`pgbench -R`) into the table that query
-# reads; every query runs under the same churn, in interleaved rounds, and is compared with the
-# round trip that only builds the address (under ban_ip churn), as the median over the rounds of the
-# ratio measured within each round:
+# reads. Each query runs in ONE pgbench run together with the round trip that only builds the
+# address (`-f expr.sql@1 -f <query>.sql@1`, interleaved at random, under that query's churn), and
+# is compared with it by the mean latency of their transactions in pgbench's per-transaction log:
+# both sides see the same churn on the same machine at the same moment (back-to-back runs on this
+# VM differed by up to 12 % with nothing changed). With 2 clients on 2 CPUs, latency ratio =
+# throughput ratio. The ratio is the median over the rounds (the script order alternates):
 #   is_banned     sp_users.is_banned(<address>)            churn: sp_users.ban_ip on new addresses
 #   ip4r GiST     iprange >>= on an ip4r copy of the bans  churn: INSERT into that copy
 #   seed          EXISTS on the seed's text-keyed table    churn: upsert into that table
+# A new connection's first is_banned builds the set (or, preloaded, finds the shared one): every
+# measurement starts two new connections, so that cost is inside the figures.
 # Then: the ban set's memory per backend, ban_ip against the hand-written upsert, the bulk import
 # of a 100 000-line blocklist with sp_users.ban_ips, and an exactness check by a session that
 # lived through all the churn.
@@ -51,39 +56,43 @@ declare -A CHURN=([expr]=churn_ban_ip [is_banned]=churn_ban_ip [ip4r]=churn_ip4r
 exec 3> >(psql -X -q -At -d $DB > "$OUT/long_lived.out" 2>&1)
 echo "SELECT count(*) FROM generate_series(1, 1000) i WHERE sp_users.is_banned(host('100.64.0.0'::inet + i * 3989));" >&3
 
-run() { # query rate round -> tps
-  local q=$1 rate=$2 round=$3 churn_pid=
+mixed() { # query rate round -> "<address µs> <query µs>" (mean latency per call, each side)
+  local q=$1 rate=$2 round=$3 churn_pid= prefix="$OUT/$1.$2.$3" first=expr second=$1
+  ((round % 2)) || { first=$q; second=expr; }
   if [ "$rate" -gt 0 ]; then
-    pgbench -n -c 1 -j 1 -R "$rate" -T $((SECS + 3)) -f "$OUT/${CHURN[$q]}.sql" $DB > "$OUT/$q.churn$rate.$round.log" 2>&1 &
+    pgbench -n -c 1 -j 1 -R "$rate" -T $((SECS + 3)) -f "$OUT/${CHURN[$q]}.sql" $DB > "$prefix.churn.log" 2>&1 &
     churn_pid=$!
     sleep 1
   fi
-  pgbench -n -M prepared -c 2 -j 2 -T "$SECS" -f "$OUT/$q.sql" $DB > "$OUT/$q.$rate.$round.log" 2>&1 || true
+  rm -f "$prefix".[0-9]*
+  pgbench -n -M prepared -c 2 -j 2 -T "$SECS" -l --log-prefix="$prefix" -f "$OUT/$first.sql@1" -f "$OUT/$second.sql@1" $DB > "$prefix.log" 2>&1 || true
   [ -n "$churn_pid" ] && wait "$churn_pid"
-  # A client that failed is a finding, not a slow run: named in the summary (its tps still counts).
-  if grep -q 'aborted\|ERROR' "$OUT/$q.$rate.$round.log" "$OUT/$q.churn$rate.$round.log" 2>/dev/null; then
-    echo "$q at $rate bans/s, round $round: $(grep -h 'ERROR' "$OUT/$q.$rate.$round.log" "$OUT/$q.churn$rate.$round.log" 2>/dev/null | head -1)" >> "$OUT/failed_runs"
+  # A client that failed is a finding, not a slow run: named in the summary.
+  if grep -q 'aborted\|ERROR' "$prefix.log" "$prefix.churn.log" 2>/dev/null; then
+    echo "$q at $rate bans/s, round $round: $(grep -h 'aborted\|ERROR' "$prefix.log" "$prefix.churn.log" 2>/dev/null | head -1)" >> "$OUT/failed_runs"
   fi
-  sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/$q.$rate.$round.log"
+  # Per-transaction log: client, transaction, latency (µs), script number, epoch s, µs.
+  cat "$prefix".[0-9]* 2>/dev/null | awk -v first="$first" '{ n[$4]++; t[$4] += $3 }
+    END { if (!n[0] || !n[1]) { print "ERR ERR"; exit } a = t[0] / n[0]; b = t[1] / n[1]
+          if (first == "expr") printf "%.2f %.2f\n", a, b; else printf "%.2f %.2f\n", b, a }'
+  rm -f "$prefix".[0-9]*
 }
 rm -f "$OUT/failed_runs"
 median() { tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 churn_rate() { # achieved writes per second in the churn logs of one query and rate
-  cat "$OUT"/$1.churn$2.*.log 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tr '\n' ' '
+  cat "$OUT"/$1.$2.*.churn.log 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tr '\n' ' '
 }
 
-declare -A T R
-echo "measuring: ${SECS}s per query, $ROUNDS interleaved rounds per rate, rates: $RATES"
+declare -A L R
+echo "measuring: ${SECS}s per run, $ROUNDS rounds per rate, rates: $RATES"
 for rate in $RATES; do
   for round in $(seq 1 "$ROUNDS"); do
-    declare -A this=()
-    # The order reverses every round, so no query always runs right after the baseline (or first
-    # after the previous round's last): a drift within a round (the table grows under churn,
-    # the VM's neighbours) favours no side.
-    order="expr is_banned ip4r seed"; [ $((round % 2)) = 0 ] && order="seed ip4r is_banned expr"
-    for q in $order; do this[$q]=$(run $q "$rate" "$round"); T[$q.$rate]+="${this[$q]} "; done
-    # Paired within the round: the VM's throughput drifts between rounds far more than within one.
-    for q in expr is_banned ip4r seed; do R[$q.$rate]+="$(awk -v a="${this[$q]}" -v b="${this[expr]}" 'BEGIN { printf "%.4f", a / b }') "; done
+    order="is_banned ip4r seed"; [ $((round % 2)) = 0 ] && order="seed ip4r is_banned"
+    for q in $order; do
+      read -r a b < <(mixed "$q" "$rate" "$round")
+      L[expr.$q.$rate]+="$a "; L[$q.$rate]+="$b "
+      R[$q.$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
+    done
   done
   echo "  rate $rate done"
 done
@@ -93,14 +102,13 @@ echo "SELECT 'refreshes ' || refreshes || ', networks re-read ' || changes_appli
 exec 3>&-
 for _ in $(seq 1 120); do [ "$(wc -l < "$OUT/long_lived.out")" -ge 3 ] && break; sleep 1; done
 
-printf '\n%-8s %-26s %12s %10s %12s\n' "bans/s" query "median tps" "vs address" "writes/s"
+printf '\n%-8s %-24s %10s %12s %10s %10s\n' "bans/s" query "µs/call" "address µs" "vs address" "writes/s"
 for rate in $RATES; do
-  for q in expr is_banned ip4r seed; do
-    label=$(case $q in expr) echo "address only";; is_banned) echo "sp_users.is_banned";; ip4r) echo "ip4r GiST iprange >>=";; seed) echo "seed text-key EXISTS";; esac)
-    t=$(median ${T[$q.$rate]})
-    ratio=$(median ${R[$q.$rate]})
+  for q in is_banned ip4r seed; do
+    label=$(case $q in is_banned) echo "sp_users.is_banned";; ip4r) echo "ip4r GiST iprange >>=";; seed) echo "seed text-key EXISTS";; esac)
     w=$( [ "$rate" -gt 0 ] && median $(churn_rate $q "$rate") || echo 0)
-    awk -v r="$rate" -v n="$label" -v t="$t" -v x="$ratio" -v w="$w" -v all="${R[$q.$rate]}" 'BEGIN { printf "%-8s %-26s %12.0f %10.2f %12.0f   rounds: %s\n", r, n, t, x, w, all }'
+    awk -v r="$rate" -v n="$label" -v t="$(median ${L[$q.$rate]})" -v e="$(median ${L[expr.$q.$rate]})" -v x="$(median ${R[$q.$rate]})" -v w="$w" -v all="${R[$q.$rate]}" \
+      'BEGIN { printf "%-8s %-24s %10.2f %12.2f %10.2f %10.0f   rounds: %s\n", r, n, t, e, x, w, all }'
   done
 done
 echo
@@ -170,15 +178,15 @@ echo
 echo "ban set memory (1.1 M bans, $(psql -X -At -d $DB -c "SELECT count(*) FROM sp_users.banned_ips WHERE expires_at IS NULL OR expires_at > now()") active):"
 memory "preloaded (shared_ban_set_size 128MB)"
 # shared mode under churn: address vs is_banned, rates 0 and 1000
-declare -A S SR
+declare -A SR SL
 for rate in 0 1000; do
   for round in $(seq 1 "$ROUNDS"); do
-    a=$(run expr "$rate" "$round"); b=$(run is_banned "$rate" "$round")
-    S[expr.$rate]+="$a "; S[is_banned.$rate]+="$b "
-    SR[$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.4f", b / a }') "
+    read -r a b < <(mixed is_banned "$rate" "$round")
+    SL[expr.$rate]+="$a "; SL[is_banned.$rate]+="$b "
+    SR[$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
   done
-  awk -v r="$rate" -v a="$(median ${S[expr.$rate]})" -v b="$(median ${S[is_banned.$rate]})" -v x="$(median ${SR[$rate]})" -v all="${SR[$rate]}" \
-    'BEGIN { printf "  shared set, %4d bans/s: is_banned %.0f tps, address %.0f tps (medians): %.2fx   rounds: %s\n", r, b, a, x, all }'
+  awk -v r="$rate" -v a="$(median ${SL[expr.$rate]})" -v b="$(median ${SL[is_banned.$rate]})" -v x="$(median ${SR[$rate]})" -v all="${SR[$rate]}" \
+    'BEGIN { printf "  shared set, %4d bans/s: is_banned %.2f µs/call, address %.2f µs/call (medians): %.2fx   rounds: %s\n", r, b, a, x, all }'
 done
 scripts/pgdev stop >/dev/null
 as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -188,4 +196,4 @@ memory "not preloaded (one set per backend)"
 scripts/pgdev stop >/dev/null
 rm -rf "$MEMDIR"
 echo
-echo "(pgbench -M prepared -c 2 -j 2 -T $SECS per query, churn by a third client with pgbench -R; ratio = median of the per-round ratios over $ROUNDS interleaved rounds; logs in $OUT)"
+echo "(per run: pgbench -n -M prepared -c 2 -j 2 -T $SECS -l -f expr.sql@1 -f <query>.sql@1, churn by a third client with pgbench -R; ratio = address µs / query µs, median over $ROUNDS rounds; logs in $OUT)"

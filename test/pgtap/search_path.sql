@@ -109,6 +109,14 @@ BEGIN
     INSERT INTO pg_temp.got VALUES (r, 'start_session id', (s.session_id OPERATOR(pg_catalog.~~) 'sess\_%' AND pg_catalog.length(s.session_id) OPERATOR(pg_catalog.=) 37)::pg_catalog.text);
     INSERT INTO pg_temp.got VALUES (r, 'start_session expiry', (s.expires_at OPERATOR(pg_catalog.<) 'infinity'::pg_catalog.timestamptz)::pg_catalog.text);
     INSERT INTO pg_temp.got VALUES (r, 'start_session type and address', s.user_type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) pg_catalog.host(s.ip_address));
+    INSERT INTO pg_temp.got VALUES (r, 'start_session without a user',
+        (SELECT a.user_type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) (a.user_id IS NULL)::pg_catalog.text OPERATOR(pg_catalog.||) ' '
+                OPERATOR(pg_catalog.||) pg_catalog.host(a.ip_address) FROM sp_users.start_session(NULL, NULL, ' 192.0.2.10 ') a));
+    BEGIN
+        PERFORM sp_users.create_user('mallory', ' Mallory@Example.com');
+    EXCEPTION WHEN unique_violation THEN
+        INSERT INTO pg_temp.got VALUES (r, 'create_user with a taken name and email', SQLERRM);
+    END;
     INSERT INTO pg_temp.got VALUES (r, 'session_exists', sp_users.session_exists(s.session_id)::pg_catalog.text);
     INSERT INTO pg_temp.got VALUES (r, 'session_exists expired', sp_users.session_exists('m-expired')::pg_catalog.text);
     INSERT INTO pg_temp.got VALUES (r, 'touch_session', sp_users.touch_session(s.session_id)::pg_catalog.text);
@@ -174,6 +182,8 @@ SELECT is(g.value, e.expected, format('round %s: %s', g.round, g.label))
                ('list_users', NULL), ('search_users', 'mallory'), ('search_users misses', '0'),
                ('start_session id', 'true'), ('start_session expiry', 'true'),
                ('start_session type and address', 'registered 192.0.2.9'),
+               ('start_session without a user', 'anon true 192.0.2.10'),
+               ('create_user with a taken name and email', 'user already exists with email: mallory@example.com'),
                ('session_exists', 'true'), ('session_exists expired', 'false'),
                ('touch_session', 'true'), ('touch_session expired', 'false'),
                ('list_active_sessions', NULL),
@@ -200,7 +210,7 @@ SELECT is(g.value, (2 * g.round)::text, format('round %s: list_users', g.round))
 SELECT is(g.value, (2 + g.round)::text, format('round %s: %s', g.round, g.label))
   FROM pg_temp.got g WHERE g.label IN ('list_active_bans', 'count_active_bans') ORDER BY g.round, g.label;
 SELECT is((SELECT count(DISTINCT round)::int FROM pg_temp.got), 4, 'all four rounds ran');
-SELECT is((SELECT count(*)::int FROM pg_temp.got), 4 * 35, 'every check ran in every round');
+SELECT is((SELECT count(*)::int FROM pg_temp.got), 4 * 37, 'every check ran in every round');
 SELECT is((SELECT string_agg(DISTINCT what, ', ') FROM evil.calls), NULL, 'no look-alike was ever called');
 
 SELECT * FROM finish();
