@@ -56,7 +56,8 @@ declare -A CHURN=([expr]=churn_ban_ip [is_banned]=churn_ban_ip [ip4r]=churn_ip4r
 exec 3> >(psql -X -q -At -d $DB > "$OUT/long_lived.out" 2>&1)
 echo "SELECT count(*) FROM generate_series(1, 1000) i WHERE sp_users.is_banned(host('100.64.0.0'::inet + i * 3989));" >&3
 
-mixed() { # query rate round -> "<address µs> <query µs>" (mean latency per call, each side)
+mixed() { # query rate round -> "<address µs> <query µs> <address µs> <query µs> <query's slowest call, ms>":
+          # means over the whole run, then without the run's first second (warm-up), then the slowest call
   local q=$1 rate=$2 round=$3 churn_pid= prefix="$OUT/$1.$2.$3" first=expr second=$1
   ((round % 2)) || { first=$q; second=expr; }
   if [ "$rate" -gt 0 ]; then
@@ -72,9 +73,16 @@ mixed() { # query rate round -> "<address µs> <query µs>" (mean latency per ca
     echo "$q at $rate bans/s, round $round: $(grep -h 'aborted\|ERROR' "$prefix.log" "$prefix.churn.log" 2>/dev/null | head -1)" >> "$OUT/failed_runs"
   fi
   # Per-transaction log: client, transaction, latency (µs), script number, epoch s, µs.
-  cat "$prefix".[0-9]* 2>/dev/null | awk -v first="$first" '{ n[$4]++; t[$4] += $3 }
-    END { if (!n[0] || !n[1]) { print "ERR ERR"; exit } a = t[0] / n[0]; b = t[1] / n[1]
-          if (first == "expr") printf "%.2f %.2f\n", a, b; else printf "%.2f %.2f\n", b, a }'
+  # The first second holds each new connection's first is_banned (the set's full build, or with
+  # sp_users preloaded its catch-up from the shared base): reported apart, as the slowest call.
+  local start
+  start=$(head -qn1 "$prefix".[0-9]* 2>/dev/null | awk '{ s = $5 * 1e6 + $6 - $3; if (NR == 1 || s < m) m = s } END { printf "%.0f", m }')
+  cat "$prefix".[0-9]* 2>/dev/null | awk -v first="$first" -v start="${start:-0}" '
+    { n[$4]++; t[$4] += $3; if ($3 > mx[$4]) mx[$4] = $3
+      if ($5 * 1e6 + $6 >= start + 1e6) { sn[$4]++; st[$4] += $3 } }
+    END { if (!n[0] || !n[1] || !sn[0] || !sn[1]) { print "ERR ERR ERR ERR ERR"; exit }
+          e = (first == "expr") ? 0 : 1; q = 1 - e
+          printf "%.2f %.2f %.2f %.2f %.1f\n", t[e] / n[e], t[q] / n[q], st[e] / sn[e], st[q] / sn[q], mx[q] / 1000 }'
   rm -f "$prefix".[0-9]*
 }
 rm -f "$OUT/failed_runs"
@@ -83,15 +91,16 @@ churn_rate() { # achieved writes per second in the churn logs of one query and r
   cat "$OUT"/$1.$2.*.churn.log 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tr '\n' ' '
 }
 
-declare -A L R
+declare -A L R RA M
 echo "measuring: ${SECS}s per run, $ROUNDS rounds per rate, rates: $RATES"
 for rate in $RATES; do
   for round in $(seq 1 "$ROUNDS"); do
     order="is_banned ip4r seed"; [ $((round % 2)) = 0 ] && order="seed ip4r is_banned"
     for q in $order; do
-      read -r a b < <(mixed "$q" "$rate" "$round")
-      L[expr.$q.$rate]+="$a "; L[$q.$rate]+="$b "
-      R[$q.$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
+      read -r a b sa sb mx < <(mixed "$q" "$rate" "$round")
+      L[expr.$q.$rate]+="$sa "; L[$q.$rate]+="$sb "; M[$q.$rate]+="$mx "
+      R[$q.$rate]+="$(awk -v a="$sa" -v b="$sb" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
+      RA[$q.$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
     done
   done
   echo "  rate $rate done"
@@ -102,15 +111,18 @@ echo "SELECT 'refreshes ' || refreshes || ', networks re-read ' || changes_appli
 exec 3>&-
 for _ in $(seq 1 120); do [ "$(wc -l < "$OUT/long_lived.out")" -ge 3 ] && break; sleep 1; done
 
-printf '\n%-8s %-24s %10s %12s %10s %10s\n' "bans/s" query "µs/call" "address µs" "vs address" "writes/s"
+printf '\n%-8s %-22s %8s %10s %10s %10s %10s %9s\n' "bans/s" query "µs/call" "address µs" "vs address" "whole run" "slowest ms" "writes/s"
 for rate in $RATES; do
   for q in is_banned ip4r seed; do
     label=$(case $q in is_banned) echo "sp_users.is_banned";; ip4r) echo "ip4r GiST iprange >>=";; seed) echo "seed text-key EXISTS";; esac)
     w=$( [ "$rate" -gt 0 ] && median $(churn_rate $q "$rate") || echo 0)
-    awk -v r="$rate" -v n="$label" -v t="$(median ${L[$q.$rate]})" -v e="$(median ${L[expr.$q.$rate]})" -v x="$(median ${R[$q.$rate]})" -v w="$w" -v all="${R[$q.$rate]}" \
-      'BEGIN { printf "%-8s %-24s %10.2f %12.2f %10.2f %10.0f   rounds: %s\n", r, n, t, e, x, w, all }'
+    awk -v r="$rate" -v n="$label" -v t="$(median ${L[$q.$rate]})" -v e="$(median ${L[expr.$q.$rate]})" -v x="$(median ${R[$q.$rate]})" \
+        -v xa="$(median ${RA[$q.$rate]})" -v m="$(median ${M[$q.$rate]})" -v w="$w" -v all="${R[$q.$rate]}" \
+      'BEGIN { printf "%-8s %-22s %8.2f %10.2f %10.2f %10.2f %10.1f %9.0f   rounds: %s\n", r, n, t, e, x, xa, m, w, all }'
   done
 done
+echo "(vs address: the run without its first second; whole run: every call, the first calls of the two new"
+echo " connections included; slowest ms: the slowest call of the query in a run, median over the rounds)"
 echo
 if [ -s "$OUT/failed_runs" ]; then echo "RUNS WITH FAILED CLIENTS ($(wc -l < "$OUT/failed_runs")):"; sed 's/^/  /' "$OUT/failed_runs"; else echo "no client failed in any run"; fi
 echo "long-lived session after all the churn: $(sed -n 2p "$OUT/long_lived.out"); $(sed -n 3p "$OUT/long_lived.out")"
@@ -178,15 +190,17 @@ echo
 echo "ban set memory (1.1 M bans, $(psql -X -At -d $DB -c "SELECT count(*) FROM sp_users.banned_ips WHERE expires_at IS NULL OR expires_at > now()") active):"
 memory "preloaded (shared_ban_set_size 128MB)"
 # shared mode under churn: address vs is_banned, rates 0 and 1000
-declare -A SR SL
+declare -A SR SL SRA SM
 for rate in 0 1000; do
   for round in $(seq 1 "$ROUNDS"); do
-    read -r a b < <(mixed is_banned "$rate" "$round")
-    SL[expr.$rate]+="$a "; SL[is_banned.$rate]+="$b "
-    SR[$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
+    read -r a b sa sb mx < <(mixed is_banned "$rate" "$round")
+    SL[expr.$rate]+="$sa "; SL[is_banned.$rate]+="$sb "; SM[$rate]+="$mx "
+    SR[$rate]+="$(awk -v a="$sa" -v b="$sb" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
+    SRA[$rate]+="$(awk -v a="$a" -v b="$b" 'BEGIN { if (a == "ERR" || b == "ERR") print "ERR"; else printf "%.4f", a / b }') "
   done
-  awk -v r="$rate" -v a="$(median ${SL[expr.$rate]})" -v b="$(median ${SL[is_banned.$rate]})" -v x="$(median ${SR[$rate]})" -v all="${SR[$rate]}" \
-    'BEGIN { printf "  shared set, %4d bans/s: is_banned %.2f µs/call, address %.2f µs/call (medians): %.2fx   rounds: %s\n", r, b, a, x, all }'
+  awk -v r="$rate" -v a="$(median ${SL[expr.$rate]})" -v b="$(median ${SL[is_banned.$rate]})" -v x="$(median ${SR[$rate]})" -v xa="$(median ${SRA[$rate]})" \
+      -v m="$(median ${SM[$rate]})" -v all="${SR[$rate]}" \
+    'BEGIN { printf "  shared set, %4d bans/s: is_banned %.2f µs/call, address %.2f µs/call (medians): %.2fx, whole run %.2fx, slowest %.1f ms   rounds: %s\n", r, b, a, x, xa, m, all }'
 done
 scripts/pgdev stop >/dev/null
 as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
