@@ -69,6 +69,14 @@ BEGIN
     IF policy IS NULL OR policy NOT IN ('move', 'delete', 'keep') THEN
         RAISE EXCEPTION 'policy must be move, delete or keep (got %)', coalesce(policy, 'NULL') USING ERRCODE = '22023';
     END IF;
+    -- 'move' is the default: it only removes the row, also one whose column is gone (renamed,
+    -- dropped, or the table created again), which merges refuse to run with.
+    IF policy = 'move' THEN
+        DELETE FROM sp_users.merge_policies p WHERE p.tbl = set_merge_policy.tbl AND p.col = set_merge_policy.col;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
     SELECT a.attnum INTO attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'column % does not exist in table %', col, tbl USING ERRCODE = '42703';
@@ -88,7 +96,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.set_merge_policy(regclass, name, text) IS
-'Sets what merge_users and promote_anonymous do with the source''s rows in a column that holds a user id (a single-column foreign key to sp_users.users(id), or a column registered with register_user_reference): move (the default: they pass to the target), delete (they are deleted with the source and counted under tables->''deleted_with_source'': credentials such as OAuth links, WebAuthn or API keys, device certificates) or keep (the merge is refused with 2BP01 while the source has rows there). 42703 for a missing column, 22023 for a column no merge follows or another policy.';
+'Sets what merge_users and promote_anonymous do with the source''s rows in a column that holds a user id (a single-column foreign key to sp_users.users(id), or a column registered with register_user_reference): move (the default: they pass to the target), delete (they are deleted with the source and counted under tables->''deleted_with_source'': credentials such as OAuth links, WebAuthn or API keys, device certificates) or keep (the merge is refused with 2BP01 while the source has rows there). 42703 for a missing column, 22023 for a column no merge follows or another policy. Setting move removes the policy, also one whose column no longer exists (merges refuse to run while such an entry remains).';
 
 CREATE FUNCTION sp_users.list_user_references()
 RETURNS TABLE (tbl regclass, col name, found_by text, policy text)

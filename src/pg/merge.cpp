@@ -62,6 +62,48 @@ const char* kPolicyColumn =
     "coalesce((SELECT p.policy FROM sp_users.merge_policies p "
     "           WHERE p.tbl OPERATOR(pg_catalog.=) c.oid AND p.col OPERATOR(pg_catalog.=) a.attname), 'move')";
 
+// A registered column or a merge policy whose column (or table) is gone: renamed, dropped, or the
+// table dropped and created again (a new oid). A merge then cannot do what was asked of it.
+const char* kStaleSql =
+    "SELECT r.tbl::pg_catalog.oid::pg_catalog.text, r.col::pg_catalog.text, 'reference' FROM sp_users.user_references r "
+    " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = r.col "
+    "                      AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) "
+    "%s LIMIT 1";
+const char* kStalePolicySql =
+    " UNION ALL SELECT p.tbl::pg_catalog.oid::pg_catalog.text, p.col::pg_catalog.text, 'policy' FROM sp_users.merge_policies p "
+    " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = p.tbl AND a.attname = p.col "
+    "                      AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)";
+
+// Refuses the merge (42703, or 42P01 for a table that is gone) rather than leave a registered
+// column's user ids behind or ignore a policy.
+void refuse_stale_entries(bool policies) {
+    char sql[2048];
+    snprintf(sql, sizeof sql, kStaleSql, policies ? kStalePolicySql : "");
+    sp::pg::SpiRows rows = spi_exec(sql, {}, true);
+    if (rows.count == 0) return;
+    const std::string oid = spi_text(rows, 0, 1).value_or("0"), col = spi_text(rows, 0, 2).value_or("");
+    const bool reference = spi_text(rows, 0, 3).value_or("") == "reference";
+    const char* qualified = nullptr;
+    pg_call([&] {
+        Oid relid = Oid(strtoul(oid.c_str(), nullptr, 10));
+        if (char* name = get_rel_name(relid)) qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
+    });
+    const std::string table = qualified ? qualified : "";
+    const std::string where = table.empty() ? " belongs to a dropped table (oid " + oid + ")" : " of table " + table + " no longer exists";
+    const std::string arg = table.empty() ? oid : table;
+    if (reference)
+        throw SqlError(table.empty() ? ERRCODE_UNDEFINED_TABLE : ERRCODE_UNDEFINED_COLUMN,
+                       "merge refused: the registered user reference " + col + where,
+                       "A merge would leave the user ids of that column behind. If the column or table was renamed or created "
+                       "again, register it with sp_users.register_user_reference; remove the old entry with "
+                       "SELECT sp_users.unregister_user_reference('" + arg + "', '" + col + "').");
+    throw SqlError(table.empty() ? ERRCODE_UNDEFINED_TABLE : ERRCODE_UNDEFINED_COLUMN,
+                   "merge refused: the column " + col + " a merge policy is set for" + where,
+                   "A merge would ignore that policy. If the column or table was renamed or created again, set the policy "
+                   "under its new name with sp_users.set_merge_policy; remove the old entry with "
+                   "SELECT sp_users.set_merge_policy('" + arg + "', '" + col + "', 'move').");
+}
+
 std::vector<sp::core::Reference> load_references() {
     std::vector<sp::core::Reference> refs;
     bool policies = false;
@@ -69,6 +111,7 @@ std::vector<sp::core::Reference> load_references() {
         Oid nsp = get_namespace_oid("sp_users", false);
         policies = OidIsValid(get_relname_relid("merge_policies", nsp));
     });
+    refuse_stale_entries(policies);
     char sql[4096];
     snprintf(sql, sizeof sql, kReferencesSql, policies ? kPolicyColumn : "'move'");
     sp::pg::SpiRows rows = spi_exec(sql, {}, true);

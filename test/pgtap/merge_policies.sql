@@ -54,6 +54,40 @@ SELECT is((SELECT actor FROM tap_mp.audit), (SELECT b::text FROM ids), 'the audi
 SELECT is((SELECT tables->'deleted_with_source' FROM sp_users.promote_anonymous((SELECT anon FROM ids), (SELECT b FROM ids))),
           '{"tap_mp.oauth_links.user_id": 1}'::jsonb, 'promote_anonymous deletes the visitor''s credentials too');
 
+-- A registered column or a policy whose column is gone (renamed, dropped, the table created again)
+-- refuses every merge (nothing changes) until the entry is fixed: moving on would leave that
+-- column's user ids behind, or ignore the policy.
+CREATE TABLE tap_mp.stale_refs (id serial PRIMARY KEY, owner_id text);
+CREATE TABLE tap_mp.stale_keys (id serial PRIMARY KEY, user_id uuid REFERENCES sp_users.users (id));
+SELECT sp_users.register_user_reference('tap_mp.stale_refs', 'owner_id');
+SELECT sp_users.set_merge_policy('tap_mp.stale_keys', 'user_id', 'delete');
+CREATE TEMP TABLE stale AS SELECT (SELECT id FROM sp_users.create_user('stale_src', 'stale_src@example.com')) AS s,
+                                  (SELECT id FROM sp_users.create_user('stale_dst', 'stale_dst@example.com')) AS d;
+INSERT INTO tap_mp.stale_refs (owner_id) SELECT s::text FROM stale;
+INSERT INTO tap_mp.stale_keys (user_id) SELECT s FROM stale;
+ALTER TABLE tap_mp.stale_refs RENAME COLUMN owner_id TO author_id;
+SELECT throws_ok(format('SELECT sp_users.merge_users(%L, %L)', (SELECT s FROM stale), (SELECT d FROM stale)), '42703',
+                 'merge refused: the registered user reference owner_id of table tap_mp.stale_refs no longer exists',
+                 'a renamed registered column refuses the merge');
+SELECT is((SELECT count(*)::int FROM sp_users.users WHERE id = (SELECT s FROM stale) AND status <> 'deleted'), 1, 'the source is untouched');
+SELECT sp_users.register_user_reference('tap_mp.stale_refs', 'author_id');
+SELECT sp_users.unregister_user_reference('tap_mp.stale_refs', 'owner_id');
+ALTER TABLE tap_mp.stale_keys RENAME COLUMN user_id TO uid;
+SELECT throws_ok(format('SELECT sp_users.merge_users(%L, %L)', (SELECT s FROM stale), (SELECT d FROM stale)), '42703',
+                 'merge refused: the column user_id a merge policy is set for of table tap_mp.stale_keys no longer exists',
+                 'a policy for a renamed column refuses the merge');
+SELECT lives_ok($$SELECT sp_users.set_merge_policy('tap_mp.stale_keys', 'user_id', 'move')$$, 'move removes the stale policy');
+SELECT sp_users.set_merge_policy('tap_mp.stale_keys', 'uid', 'delete');
+CREATE TEMP TABLE old_oid AS SELECT 'tap_mp.stale_refs'::regclass::oid AS o;
+DROP TABLE tap_mp.stale_refs;
+CREATE TABLE tap_mp.stale_refs (id serial PRIMARY KEY, author_id text);
+SELECT throws_ok(format('SELECT sp_users.merge_users(%L, %L)', (SELECT s FROM stale), (SELECT d FROM stale)), '42P01',
+                 format('merge refused: the registered user reference author_id belongs to a dropped table (oid %s)', (SELECT o FROM old_oid)),
+                 'a registration of a dropped table refuses the merge');
+SELECT lives_ok(format('SELECT sp_users.unregister_user_reference(%L, %L)', (SELECT o FROM old_oid), 'author_id'), 'unregistered by oid');
+SELECT is((sp_users.merge_users((SELECT s FROM stale), (SELECT d FROM stale))).tables->'deleted_with_source',
+          '{"tap_mp.stale_keys.uid": 1}'::jsonb, 'then the merge runs, under the policy set for the new name');
+
 SELECT ok('sp_users.merge_policies'::regclass = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'sp_users')::regclass[]), 'policies are dumped');
 
 SELECT * FROM finish();
