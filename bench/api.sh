@@ -16,7 +16,9 @@
 # 2 clients on 2 CPUs each client and its backend take turns on one CPU, so a call's latency is
 # the CPU it costs plus the round trip, and the ratio hand/sp of mean latencies is the ratio of the
 # tps each would reach alone. API_METHOD=pairs measures the old way (back-to-back runs, ratio of
-# tps); it is also used when API_ROLE is set, since one pgbench run has one login role.
+# tps). With API_ROLE set, the mixed method runs both scripts as the login role api_bench, which
+# holds those sp_users roles for the calls and, for the hand-written statements, the table
+# privileges an application writing its own SQL would need (the calls never use them).
 # It is a benchmark, not a test: it exits 0 unless the setup fails; the last line names the
 # functions below their goal.
 #   bench/api.sh [seconds per run, default 5] [rounds, default 3] [function ...]
@@ -34,7 +36,6 @@ DB=sp_users_api
 OUT=bench/out/api; mkdir -p "$OUT"
 API_ROLE=${API_ROLE:-}
 METHOD=${API_METHOD:-mixed}
-[ -z "$API_ROLE" ] || METHOD=pairs
 case $METHOD in mixed | pairs) ;; *) echo "bench/api.sh: API_METHOD is mixed or pairs" >&2; exit 2 ;; esac
 
 # function | goal | w = writes (reset after each run) | the hand-written statement, short
@@ -133,6 +134,11 @@ DO \$\$ BEGIN
 END \$\$;
 GRANT ${API_ROLE//[ ]/, } TO api_bench;
 SQL
+  if [ "$METHOD" = mixed ]; then # the hand-written side in the same run needs the tables
+    q -c "GRANT USAGE ON SCHEMA sp_users TO api_bench" \
+      -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA sp_users TO api_bench" \
+      -c "GRANT USAGE ON ALL SEQUENCES IN SCHEMA sp_users TO api_bench"
+  fi
 fi
 
 CMD="pgbench -n -M prepared -c 2 -j 2 -T $SECONDS_PER -f bench/api/<function>.{sp,hand}.sql $DB"
@@ -159,7 +165,7 @@ mixed_run() { # function round -> "<sp mean µs> <hand mean µs>", or "ERR ERR" 
   ((round % 2)) || { first=hand; second=sp; }
   if [ "${WRITES[$f]}" = w ]; then psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f bench/api/reset.sql >>"$OUT/reset.log" 2>&1; fi
   rm -f "$prefix".[0-9]*
-  pgbench -n -M prepared -c 2 -j 2 -T "$SECONDS_PER" -l --log-prefix="$prefix" \
+  pgbench -n -M prepared -c 2 -j 2 -T "$SECONDS_PER" -U "$SP_USER" -l --log-prefix="$prefix" \
     -f "bench/api/$f.$first.sql@1" -f "bench/api/$f.$second.sql@1" "$DB" >"$log" 2>&1 || rc=$?
   if [ $rc -ne 0 ] || grep -q 'aborted' "$log" || ! ls "$prefix".[0-9]* >/dev/null 2>&1; then
     echo "ERR ERR"
@@ -226,7 +232,8 @@ if [ "$METHOD" = mixed ]; then {
   echo "bench/api/reset.sql before and after each run of a writing function. µs/call = mean latency of that script's"
   echo "transactions in pgbench's per-transaction log (the client's round trip included); ratio = median over the rounds of"
   echo "hand µs / sp_users µs, which is sp_users tps / hand tps if each ran alone (2 clients on 2 CPUs: one CPU per client and its backend)."
-  echo "Both sides run as \`postgres\` (superuser); synchronous_commit = $SYNC."
+  if [ "$SP_USER" = postgres ]; then echo "Both sides run as \`postgres\` (superuser); synchronous_commit = $SYNC."
+  else echo "Both sides run as \`$SP_USER\` (member of $API_ROLE; table privileges for the hand-written side); synchronous_commit = $SYNC."; fi
   echo "$PGVER, sp_users $EXTVER, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'); per-round µs/call:"
   for f in "${SELECTED[@]}"; do echo "    $f: sp_users ${US[$f,sp]}/ hand ${US[$f,hand]}/ ratios ${RATIOS[$f]:-}"; done
 } >"$OUT/table.md"; else {

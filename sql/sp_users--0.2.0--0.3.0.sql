@@ -421,8 +421,25 @@ $upgrade$;
 
 -- create_user inserts without ON CONFLICT and reports a taken email before a taken name only while
 -- an INSERT checks users_email_key first; it checks unique indexes in oid order, and 0.2.0 created
--- the name index first. Rebuilding it (one index build, under this upgrade's lock) puts it last.
-ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);
+-- the name index first. Rebuilding it (one index build, under this upgrade's lock) puts it last —
+-- unless a foreign key of the database's own references users(name): then the index stays, and
+-- create_user keeps its ON CONFLICT path (same answers, about 7 % slower).
+DO $upgrade$
+BEGIN
+    IF 'sp_users.users_name_key'::pg_catalog.regclass::pg_catalog.oid OPERATOR(pg_catalog.<)
+       'sp_users.users_email_key'::pg_catalog.regclass::pg_catalog.oid THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND d.refobjid OPERATOR(pg_catalog.=) 'sp_users.users_name_key'::pg_catalog.regclass
+                      AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass) THEN
+            RAISE WARNING 'sp_users 0.3.0: users_name_key is kept (a foreign key references users(name)); create_user uses INSERT … ON CONFLICT'
+                USING HINT = 'To give create_user its faster path, drop that foreign key, run ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name), and add the foreign key again.';
+        ELSE
+            ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);
+        END IF;
+    END IF;
+END
+$upgrade$;
 
 ALTER FUNCTION sp_users.is_banned(text) PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users.is_banned(text) IS

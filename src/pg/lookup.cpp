@@ -23,6 +23,7 @@ extern "C" {
 #include "access/tableam.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_operator.h"
 #include "executor/tuptable.h"
 #include "utils/array.h"
@@ -337,11 +338,39 @@ bool session_active(Relation rel, TupleTableSlot* slot, TimestampTz now) {
 namespace sp::pg::lookup {
 void register_callbacks() noexcept { CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr)); }
 
-bool users_email_key_checked_first() {
-    Oid email = optional_relation("users_email_key");
-    Oid name = optional_relation("users_name_key");
-    // An INSERT checks unique indexes in the order of RelationGetIndexList: ascending oid.
-    return OidIsValid(email) && OidIsValid(name) && email < name;
+bool users_insert_names_email_first() {
+    Oid users = optional_relation("users");
+    if (!OidIsValid(users)) return false;
+    Oid verdict = memoised("users: plain insert", false, [&] {
+        // Under the lock, with the oids as of now: taking it processes pending invalidations
+        // (REINDEX CONCURRENTLY renames and swaps these indexes).
+        Relation rel = table_open(users, AccessShareLock);
+        Oid nsp = RelationGetNamespace(rel);
+        Oid pkey = get_relname_relid("users_pkey", nsp), email = get_relname_relid("users_email_key", nsp),
+            name = get_relname_relid("users_name_key", nsp);
+        int unique = 0;
+        bool others = false;
+        List* indexes = RelationGetIndexList(rel); // ascending oid: the order an INSERT checks them in
+        ListCell* lc;
+        foreach (lc, indexes) {
+            Oid idx = lfirst_oid(lc);
+            HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(idx));
+            if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for index %u", idx);
+            const bool is_unique = reinterpret_cast<Form_pg_index>(GETSTRUCT(tup))->indisunique;
+            ReleaseSysCache(tup);
+            if (!is_unique) continue;
+            ++unique;
+            if (idx != pkey && idx != email && idx != name) others = true;
+        }
+        list_free(indexes);
+        table_close(rel, NoLock);
+        const bool ok = !others && unique == 3 && OidIsValid(email) && OidIsValid(name) && email < name;
+        return Oid(ok ? 2 : 1);
+    });
+    // The verdict is forgotten with any invalidation of these relations (a new or dropped index
+    // invalidates the table): make sure they are in the memo, also if one arrived meanwhile.
+    for (const char* rel : {"users", "users_pkey", "users_email_key", "users_name_key"}) optional_relation(rel);
+    return verdict == 2;
 }
 
 Datum stored_email(Datum email) { return normalized_email(email); }

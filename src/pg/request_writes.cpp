@@ -63,8 +63,9 @@ KeptStatement end_statement{
 KeptStatement create_user_statement{SP_INSERT_USER, 4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
 // create_user's usual path: a plain INSERT (ON CONFLICT's arbiter pre-check and speculative
 // insertion cost 7 % of the call), its unique violation re-raised with SPEC's message. Used only
-// while users_email_key is checked before users_name_key, so a taken email is what is reported
-// when both are taken, as on the ON CONFLICT path.
+// while the table's unique indexes are the three of the install with users_email_key checked
+// before users_name_key (lookup.hpp), so a taken email is what is reported when both are taken,
+// as on the ON CONFLICT path.
 KeptStatement create_user_plain_statement{
     "INSERT INTO sp_users.users (name, email, full_name, display_name)"
     " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3)) RETURNING *",
@@ -154,7 +155,7 @@ SP_FUNCTION(sp_users_create_user) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
     bool plain = false;
-    pg_call([&] { plain = sp::pg::lookup::users_email_key_checked_first(); });
+    pg_call([&] { plain = sp::pg::lookup::users_insert_names_email_first(); });
     if (plain) {
         try {
             with_spi([&] {

@@ -159,5 +159,22 @@ q $BAD -q -c "SELECT count(*) FROM (SELECT sp_users.update_email(id, 'spaced@exa
 [ "$(q $BAD -c "SELECT convalidated FROM pg_constraint WHERE conname = 'users_email_check'")" = t ] || fail "VALIDATE after the fix failed"
 ok "0.2.0 rows breaking the 0.3.0 email rule are kept with a WARNING, new bad emails refused, VALIDATE once fixed"
 
-psql -X -q -d postgres -c "DROP DATABASE $UP" -c "DROP DATABASE $FRESH" -c "DROP DATABASE $TAP" -c "DROP DATABASE $BAD"
+# The upgrade rebuilds users_name_key so that an INSERT checks the email index first; a foreign key
+# of the database's own on users(name) keeps it (with a WARNING): the upgrade must not fail, and
+# create_user names the taken email first either way.
+FK=sp_users_upgraded_name_fk
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $FK" -c "CREATE DATABASE $FK"
+q $FK -q -c "CREATE EXTENSION sp_users VERSION '0.2.0'" >/dev/null
+q $FK -q -c "SELECT count(*) FROM (SELECT sp_users.create_user('ada', 'ada@example.com')) a" \
+         -c "CREATE TABLE public.profiles (username text REFERENCES sp_users.users (name) ON UPDATE CASCADE, bio text)" \
+         -c "INSERT INTO public.profiles VALUES ('ada', 'hi')" >/dev/null
+warning=$(q $FK -c "ALTER EXTENSION sp_users UPDATE" 2>&1) || fail "upgrade with a foreign key on users(name): $warning"
+grep -q "users_name_key is kept" <<<"$warning" || fail "no warning about the kept name index: $warning"
+[ "$(q $FK -c "SELECT extversion FROM pg_extension WHERE extname = 'sp_users'")" = "$NEW" ] || fail "not upgraded"
+errs="$(q $FK -c "SELECT sp_users.create_user('ada', 'ADA@example.com')" 2>&1 || true) $(q $FK -c "SELECT sp_users.create_user('ada', 'other@example.com')" 2>&1 || true)"
+errs=$(grep -o 'user already exists with [a-z]*: [^ ]*' <<<"$errs" | tr '\n' ' ' || true)
+[ "$errs" = "user already exists with email: ada@example.com user already exists with name: ada " ] || fail "create_user after the upgrade: $errs"
+ok "0.2.0 with a foreign key on users(name): the upgrade keeps the index with a WARNING; create_user names the email, then the name"
+
+psql -X -q -d postgres -c "DROP DATABASE $UP" -c "DROP DATABASE $FRESH" -c "DROP DATABASE $TAP" -c "DROP DATABASE $BAD" -c "DROP DATABASE $FK"
 echo "upgrade: $passed passed, 0 failed"

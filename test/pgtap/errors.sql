@@ -73,6 +73,19 @@ SELECT throws_ok($$SELECT sp_users.create_user('erin', 'Erin@example.com')$$, '2
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh2@example.com')$$, '23505', 'user already exists with name: erin', 'order turned round: duplicate name');
 SELECT throws_ok($$SELECT sp_users.create_user('erin3', 'erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'order turned round: duplicate email');
 SELECT is((SELECT email FROM sp_users.create_user('erin4', ' Erin4@Example.com ')), 'erin4@example.com', 'order turned round: a new user is created');
+-- Another unique index checked first (what a cancelled REINDEX CONCURRENTLY leaves: a _ccold
+-- index with the old, lower oid; or an administrator's own): the ON CONFLICT path again, never
+-- the raw error of that index.
+CREATE UNIQUE INDEX users_name_key_ccold ON sp_users.users (name);
+ALTER TABLE sp_users.users DROP CONSTRAINT users_email_key, ADD CONSTRAINT users_email_key UNIQUE (email);
+ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);
+SELECT ok('sp_users.users_name_key_ccold'::regclass::oid < 'sp_users.users_email_key'::regclass::oid
+          AND 'sp_users.users_email_key'::regclass::oid < 'sp_users.users_name_key'::regclass::oid, 'a third unique index is checked first');
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh3@example.com')$$, '23505', 'user already exists with name: erin', 'extra unique index: duplicate name');
+SELECT throws_ok($$SELECT sp_users.create_user('erin5', 'ERIN@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'extra unique index: duplicate email');
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'extra unique index: both taken');
+DROP INDEX sp_users.users_name_key_ccold;
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh4@example.com')$$, '23505', 'user already exists with name: erin', 'the extra index gone: duplicate name');
 
 SELECT * FROM finish();
 ROLLBACK;
