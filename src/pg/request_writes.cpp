@@ -6,6 +6,11 @@
 
 extern "C" {
 #include "access/tupconvert.h"
+
+// The argument checks the statements call (src/pg/users.cpp, src/pg/bans.cpp, src/pg/errors.cpp).
+Datum sp_users_checked_session_id(PG_FUNCTION_ARGS);
+Datum sp_users_normalize_ip(PG_FUNCTION_ARGS);
+Datum sp_users_positive_interval(PG_FUNCTION_ARGS);
 }
 
 using sp::pg::KeptStatement;
@@ -225,6 +230,14 @@ SP_FUNCTION(sp_users_create_user_if_absent) {
 SP_FUNCTION(sp_users_start_session) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
+    // The arguments first, in a fixed order (23514, 22P02, 22023), then the user (P0002). Inside the
+    // statement the order would depend on the plan: a custom plan folds the checks of constant
+    // arguments before anything runs, a generic one reaches them only for a user it found.
+    pg_call([&] {
+        if (!PG_ARGISNULL(1)) DirectFunctionCall1(sp_users_checked_session_id, PG_GETARG_DATUM(1));
+        if (!PG_ARGISNULL(2)) DirectFunctionCall1(sp_users_normalize_ip, PG_GETARG_DATUM(2));
+        if (!PG_ARGISNULL(6)) DirectFunctionCall2(sp_users_positive_interval, PG_GETARG_DATUM(6), CStringGetTextDatum("expires_in"));
+    });
     with_spi([&] {
         if (run_kept(PG_ARGISNULL(0) ? start_anonymous_session_statement : start_session_statement, fcinfo) == 1) {
             result = row_datum(fcinfo, 0, upper);

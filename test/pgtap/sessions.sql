@@ -65,5 +65,19 @@ SELECT is((sp_users.start_session((SELECT id FROM sp_users.users WHERE name = 'a
 SELECT sp_users.delete_user(pg_temp.uid('sam'));
 SELECT is((SELECT count(*)::int FROM sp_users.user_sessions WHERE session_id = 'live' AND user_id IS NULL), 1, 'ON DELETE SET NULL');
 
+-- start_session checks its arguments before it looks for the user, whatever plan the backend
+-- has cached by now (a generic plan after five calls used to reach P0002 first).
+CREATE TEMP TABLE plan_user AS SELECT id FROM sp_users.create_user('plan_order', 'plan_order@example.com');
+SELECT count(*) FROM (SELECT sp_users.start_session((SELECT id FROM plan_user), NULL, '192.0.2.1')
+                        FROM generate_series(1, 8)) s;
+SELECT throws_ok($$SELECT sp_users.start_session('00000000-0000-0000-0000-0000000000aa', '')$$, '23514', 'invalid session id: it must not be empty',
+                 'missing user and empty session id: the argument error, also with a generic plan cached');
+SELECT throws_ok($$SELECT sp_users.start_session('00000000-0000-0000-0000-0000000000aa', NULL, 'garbage')$$, '22P02', NULL,
+                 'missing user and bad address: the argument error');
+SELECT throws_ok($$SELECT sp_users.start_session('00000000-0000-0000-0000-0000000000aa', expires_in => '-1 day')$$, '22023', NULL,
+                 'missing user and negative lifetime: the argument error');
+SELECT throws_ok($$SELECT sp_users.start_session('00000000-0000-0000-0000-0000000000aa')$$, 'P0002', 'user not found: 00000000-0000-0000-0000-0000000000aa',
+                 'missing user, good arguments: P0002');
+
 SELECT * FROM finish();
 ROLLBACK;
