@@ -134,10 +134,14 @@ DO \$\$ BEGIN
 END \$\$;
 GRANT ${API_ROLE//[ ]/, } TO api_bench;
 SQL
-  if [ "$METHOD" = mixed ]; then # the hand-written side in the same run needs the tables
+  if [ "$METHOD" = mixed ]; then # the hand-written side in the same run needs the tables (and the CHECKs' functions)
     q -c "GRANT USAGE ON SCHEMA sp_users TO api_bench" \
       -c "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA sp_users TO api_bench" \
-      -c "GRANT USAGE ON ALL SEQUENCES IN SCHEMA sp_users TO api_bench"
+      -c "GRANT USAGE ON ALL SEQUENCES IN SCHEMA sp_users TO api_bench" \
+      -c "DO \$\$ DECLARE p regprocedure; BEGIN FOR p IN SELECT DISTINCT d.refobjid::regprocedure
+            FROM pg_constraint c JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = c.oid
+                 AND d.refclassid = 'pg_proc'::regclass WHERE c.connamespace = 'sp_users'::regnamespace
+          LOOP EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO api_bench', p); END LOOP; END \$\$"
   fi
 fi
 
