@@ -431,9 +431,12 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
                       AND d.refobjid OPERATOR(pg_catalog.=) 'sp_users.users_name_key'::pg_catalog.regclass
-                      AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass) THEN
-            RAISE WARNING 'sp_users 0.3.0: users_name_key is kept (a foreign key references users(name)); create_user uses INSERT … ON CONFLICT'
-                USING HINT = 'To give create_user its faster path, drop that foreign key, run ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name), and add the foreign key again.';
+                      AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass)
+           OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                       WHERE i.indexrelid OPERATOR(pg_catalog.=) 'sp_users.users_name_key'::pg_catalog.regclass
+                         AND (i.indisreplident OR i.indisclustered)) THEN
+            RAISE WARNING 'sp_users 0.3.0: users_name_key is kept (a foreign key references users(name), or it is the table''s replica identity or CLUSTER index); create_user uses INSERT … ON CONFLICT'
+                USING HINT = 'To give create_user its faster path, run ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name) and set up again what used the index (foreign keys, REPLICA IDENTITY USING INDEX, CLUSTER ON).';
         ELSE
             ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);
         END IF;

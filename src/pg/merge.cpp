@@ -84,24 +84,28 @@ void refuse_stale_entries(bool policies) {
     const std::string oid = spi_text(rows, 0, 1).value_or("0"), col = spi_text(rows, 0, 2).value_or("");
     const bool reference = spi_text(rows, 0, 3).value_or("") == "reference";
     const char* qualified = nullptr;
+    const char* col_literal = nullptr;
+    const char* arg_literal = nullptr;
     pg_call([&] {
         Oid relid = Oid(strtoul(oid.c_str(), nullptr, 10));
         if (char* name = get_rel_name(relid)) qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
+        col_literal = quote_literal_cstr(col.c_str());
+        arg_literal = quote_literal_cstr(qualified ? qualified : oid.c_str());
     });
     const std::string table = qualified ? qualified : "";
     const std::string where = table.empty() ? " belongs to a dropped table (oid " + oid + ")" : " of table " + table + " no longer exists";
-    const std::string arg = table.empty() ? oid : table;
+    const std::string args = std::string(arg_literal) + ", " + col_literal; // as SQL literals, ready to paste
     if (reference)
         throw SqlError(table.empty() ? ERRCODE_UNDEFINED_TABLE : ERRCODE_UNDEFINED_COLUMN,
                        "merge refused: the registered user reference " + col + where,
                        "A merge would leave the user ids of that column behind. If the column or table was renamed or created "
                        "again, register it with sp_users.register_user_reference; remove the old entry with "
-                       "SELECT sp_users.unregister_user_reference('" + arg + "', '" + col + "').");
+                       "SELECT sp_users.unregister_user_reference(" + args + ").");
     throw SqlError(table.empty() ? ERRCODE_UNDEFINED_TABLE : ERRCODE_UNDEFINED_COLUMN,
                    "merge refused: the column " + col + " a merge policy is set for" + where,
                    "A merge would ignore that policy. If the column or table was renamed or created again, set the policy "
                    "under its new name with sp_users.set_merge_policy; remove the old entry with "
-                   "SELECT sp_users.set_merge_policy('" + arg + "', '" + col + "', 'move').");
+                   "SELECT sp_users.set_merge_policy(" + args + ", 'move').");
 }
 
 std::vector<sp::core::Reference> load_references() {

@@ -160,7 +160,13 @@ SP_FUNCTION(sp_users_create_user) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
     bool plain = false;
-    pg_call([&] { plain = sp::pg::lookup::users_insert_names_email_first(); });
+    pg_call([&] {
+        // Catalog changes other sessions committed (a new or swapped index) are otherwise processed
+        // only when this transaction takes a lock it does not hold yet — maybe only inside the
+        // INSERT, which would then see indexes the remembered verdict did not.
+        AcceptInvalidationMessages();
+        plain = sp::pg::lookup::users_insert_names_email_first();
+    });
     if (plain) {
         try {
             with_spi([&] {
@@ -174,13 +180,20 @@ SP_FUNCTION(sp_users_create_user) {
             const bool users_key = d->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && d->constraint_name && d->table_name &&
                                    d->schema_name && std::strcmp(d->schema_name, "sp_users") == 0 &&
                                    std::strcmp(d->table_name, "users") == 0;
-            if (users_key && std::strcmp(d->constraint_name, "users_email_key") == 0)
+            // A REINDEX CONCURRENTLY swapping an index between the check of the index list and
+            // this INSERT may let its users_*_key_ccold twin (same column) raise first.
+            auto is = [&](const char* key) {
+                const std::size_t n = std::strlen(key);
+                return users_key && std::strncmp(d->constraint_name, key, n) == 0 &&
+                       (d->constraint_name[n] == '\0' || std::strcmp(d->constraint_name + n, "_ccold") == 0);
+            };
+            if (is("users_email_key"))
                 pg_call([&] {
                     raise_clean(ERRCODE_UNIQUE_VIOLATION,
                                 psprintf("user already exists with email: %s", TextDatumGetCString(sp::pg::lookup::stored_email(PG_GETARG_DATUM(1)))),
                                 "users", "users_email_key");
                 });
-            if (users_key && std::strcmp(d->constraint_name, "users_name_key") == 0)
+            if (is("users_name_key"))
                 pg_call([&] {
                     raise_clean(ERRCODE_UNIQUE_VIOLATION, psprintf("user already exists with name: %s", TextDatumGetCString(PG_GETARG_DATUM(0))),
                                 "users", "users_name_key");

@@ -175,6 +175,16 @@ errs="$(q $FK -c "SELECT sp_users.create_user('ada', 'ADA@example.com')" 2>&1 ||
 errs=$(grep -o 'user already exists with [a-z]*: [^ ]*' <<<"$errs" | tr '\n' ' ' || true)
 [ "$errs" = "user already exists with email: ada@example.com user already exists with name: ada " ] || fail "create_user after the upgrade: $errs"
 ok "0.2.0 with a foreign key on users(name): the upgrade keeps the index with a WARNING; create_user names the email, then the name"
+# Nor when the index is the table's replica identity or CLUSTER index (a rebuild would drop that).
+RI=sp_users_upgraded_name_ri
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $RI" -c "CREATE DATABASE $RI"
+q $RI -q -c "CREATE EXTENSION sp_users VERSION '0.2.0'" -c "ALTER TABLE sp_users.users REPLICA IDENTITY USING INDEX users_name_key" \
+         -c "ALTER TABLE sp_users.users CLUSTER ON users_name_key" >/dev/null
+warning=$(q $RI -c "ALTER EXTENSION sp_users UPDATE" 2>&1) || fail "upgrade with users_name_key as replica identity: $warning"
+grep -q "users_name_key is kept" <<<"$warning" || fail "no warning about the kept name index: $warning"
+[ "$(q $RI -c "SELECT i.indisreplident::text || i.indisclustered::text FROM pg_index i WHERE i.indexrelid = 'sp_users.users_name_key'::regclass")" = truetrue ] ||
+  fail "the replica identity or CLUSTER mark was lost"
+ok "0.2.0 with users_name_key as replica identity and CLUSTER index: kept (with a WARNING), both marks intact"
 
-psql -X -q -d postgres -c "DROP DATABASE $UP" -c "DROP DATABASE $FRESH" -c "DROP DATABASE $TAP" -c "DROP DATABASE $BAD" -c "DROP DATABASE $FK"
+psql -X -q -d postgres -c "DROP DATABASE $UP" -c "DROP DATABASE $FRESH" -c "DROP DATABASE $TAP" -c "DROP DATABASE $BAD" -c "DROP DATABASE $FK" -c "DROP DATABASE $RI"
 echo "upgrade: $passed passed, 0 failed"

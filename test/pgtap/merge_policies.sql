@@ -88,6 +88,25 @@ SELECT lives_ok(format('SELECT sp_users.unregister_user_reference(%L, %L)', (SEL
 SELECT is((sp_users.merge_users((SELECT s FROM stale), (SELECT d FROM stale))).tables->'deleted_with_source',
           '{"tap_mp.stale_keys.uid": 1}'::jsonb, 'then the merge runs, under the policy set for the new name');
 
+-- The HINT's SQL runs as written, whatever the names (quotes in schema, table and column).
+CREATE SCHEMA "Odd's";
+CREATE TABLE "Odd's"."My ""Notes""" ("Owner's Id" text);
+SELECT sp_users.register_user_reference('"Odd''s"."My ""Notes"""', 'Owner''s Id');
+ALTER TABLE "Odd's"."My ""Notes""" RENAME COLUMN "Owner's Id" TO owner_id;
+CREATE TEMP TABLE hint_sql (sql text);
+DO $$
+DECLARE h text;
+BEGIN
+    PERFORM sp_users.merge_users((SELECT id FROM sp_users.create_user('hint_src', 'hint_src@example.com')),
+                                 (SELECT id FROM sp_users.create_user('hint_dst', 'hint_dst@example.com')));
+EXCEPTION WHEN undefined_column THEN
+    GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+    INSERT INTO hint_sql VALUES (substring(h FROM 'remove the old entry with (SELECT .*)\.$'));
+END $$;
+SELECT is((SELECT sql FROM hint_sql), $$SELECT sp_users.unregister_user_reference('"Odd''s"."My ""Notes"""', 'Owner''s Id')$$, 'the HINT quotes the names');
+DO $$ BEGIN EXECUTE (SELECT sql FROM hint_sql); END $$;
+SELECT is((SELECT count(*)::int FROM sp_users.user_references WHERE col = 'Owner''s Id'), 0, 'running the HINT''s SQL removes the entry');
+
 SELECT ok('sp_users.merge_policies'::regclass = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'sp_users')::regclass[]), 'policies are dumped');
 
 SELECT * FROM finish();
