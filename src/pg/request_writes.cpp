@@ -58,27 +58,32 @@ KeptStatement end_statement{
     " WHERE s.session_id OPERATOR(pg_catalog.=) $1 AND s.ended_at IS NULL",
     1, {TEXTOID}};
 
-// ON CONFLICT instead of an exception block: no subtransaction per call, and a concurrent insert of
-// the same name/email is waited for, so exactly one of two racing calls wins. The C checks raise
-// the users_*_check violations with the rule named.
-#define SP_INSERT_USER                                                                                           \
-    "INSERT INTO sp_users.users (name, email, full_name, display_name)"                                           \
-    " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3))"                     \
-    " ON CONFLICT DO NOTHING RETURNING *"
-KeptStatement create_user_statement{SP_INSERT_USER, 4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
-// create_user's usual path: a plain INSERT (ON CONFLICT's arbiter pre-check and speculative
-// insertion cost 7 % of the call), its unique violation re-raised with SPEC's message. Used only
-// while the table's unique indexes are the three of the install with users_email_key checked
-// before users_name_key (lookup.hpp), so a taken email is what is reported when both are taken,
-// as on the ON CONFLICT path.
-KeptStatement create_user_plain_statement{
+// create_user: a plain INSERT (ON CONFLICT's arbiter pre-check and speculative insertion cost 7 %
+// of the call), its unique violation re-raised with SPEC's message; a concurrent insert of the same
+// name or email is waited for, so exactly one of two racing calls wins. A taken email is named
+// before a taken name: the INSERT checks unique indexes in oid order, and while users_email_key
+// comes first (as installed; lookup.hpp) that is what it finds; otherwise the email is looked up
+// first. The C checks raise the users_*_check violations with the rule named.
+KeptStatement create_user_statement{
     "INSERT INTO sp_users.users (name, email, full_name, display_name)"
     " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3)) RETURNING *",
     4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
-KeptStatement create_user_if_absent_statement{SP_INSERT_USER, 4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
 KeptStatement email_taken_statement{
     "SELECT sp_users.normalize_email($2) FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) sp_users.normalize_email($2)",
     4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+// create_user_if_absent must return no row instead of raising, which a caught error cannot (the
+// transaction is failed): ON CONFLICT DO NOTHING, without a subtransaction per call.
+KeptStatement create_user_if_absent_statement{
+    "INSERT INTO sp_users.users (name, email, full_name, display_name)"
+    " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3))"
+    " ON CONFLICT DO NOTHING RETURNING *",
+    4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+
+[[noreturn]] void raise_email_taken(FunctionCallInfo fcinfo) {
+    raise_clean(ERRCODE_UNIQUE_VIOLATION,
+                psprintf("user already exists with email: %s", TextDatumGetCString(sp::pg::lookup::stored_email(PG_GETARG_DATUM(1)))),
+                "users", "users_email_key");
+}
 
 // FOR KEY SHARE: a concurrent delete of the user waits for us (or we for it), so a session never
 // points at a user that is gone; the clean-up skips users locked this way. Two statements, for a
@@ -159,63 +164,43 @@ SP_FUNCTION(sp_users_end_session) {
 SP_FUNCTION(sp_users_create_user) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
-    bool plain = false;
+    bool email_first = false;
     pg_call([&] {
         // Catalog changes other sessions committed (a new or swapped index) are otherwise processed
         // only when this transaction takes a lock it does not hold yet — maybe only inside the
         // INSERT, which would then see indexes the remembered verdict did not.
         AcceptInvalidationMessages();
-        plain = sp::pg::lookup::users_insert_names_email_first();
+        email_first = sp::pg::lookup::users_insert_names_email_first();
     });
-    if (plain) {
-        try {
-            with_spi([&] {
-                if (run_kept(create_user_plain_statement, fcinfo) != 1) elog(ERROR, "sp_users.create_user: the insert returned no row");
-                result = row_datum(fcinfo, 0, upper);
-            });
-            return result;
-        } catch (const sp::pg::PgError& e) {
-            // Nothing more is read or written here: the transaction is failing; only the message changes.
-            const ErrorData* d = e.data();
-            const bool users_key = d->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && d->constraint_name && d->table_name &&
-                                   d->schema_name && std::strcmp(d->schema_name, "sp_users") == 0 &&
-                                   std::strcmp(d->table_name, "users") == 0;
-            // A REINDEX CONCURRENTLY swapping an index between the check of the index list and
-            // this INSERT may let its users_*_key_ccold twin (same column) raise first.
-            auto is = [&](const char* key) {
-                const std::size_t n = std::strlen(key);
-                return users_key && std::strncmp(d->constraint_name, key, n) == 0 &&
-                       (d->constraint_name[n] == '\0' || std::strcmp(d->constraint_name + n, "_ccold") == 0);
-            };
-            if (is("users_email_key"))
-                pg_call([&] {
-                    raise_clean(ERRCODE_UNIQUE_VIOLATION,
-                                psprintf("user already exists with email: %s", TextDatumGetCString(sp::pg::lookup::stored_email(PG_GETARG_DATUM(1)))),
-                                "users", "users_email_key");
-                });
-            if (is("users_name_key"))
-                pg_call([&] {
-                    raise_clean(ERRCODE_UNIQUE_VIOLATION, psprintf("user already exists with name: %s", TextDatumGetCString(PG_GETARG_DATUM(0))),
-                                "users", "users_name_key");
-                });
-            throw;
-        }
-    }
-    with_spi([&] {
-        if (run_kept(create_user_statement, fcinfo) == 1) {
+    if (!email_first)
+        with_spi([&] {
+            if (!PG_ARGISNULL(1) && run_kept(email_taken_statement, fcinfo) > 0) raise_email_taken(fcinfo);
+        });
+    try {
+        with_spi([&] {
+            if (run_kept(create_user_statement, fcinfo) != 1) elog(ERROR, "sp_users.create_user: the insert returned no row");
             result = row_datum(fcinfo, 0, upper);
-            return;
-        }
-        if (run_kept(email_taken_statement, fcinfo) > 0) {
-            bool isnull;
-            Datum email = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-            raise_clean(ERRCODE_UNIQUE_VIOLATION, psprintf("user already exists with email: %s", TextDatumGetCString(email)), "users", "users_email_key");
-        }
-        raise_clean(ERRCODE_UNIQUE_VIOLATION,
-                    psprintf("user already exists with name: %s", PG_ARGISNULL(0) ? "<NULL>" : TextDatumGetCString(PG_GETARG_DATUM(0))),
-                    "users", "users_name_key");
-    });
-    return result;
+        });
+        return result;
+    } catch (const sp::pg::PgError& e) {
+        // Nothing more is read or written here: the transaction is failing; only the message changes.
+        const ErrorData* d = e.data();
+        const bool users_key = d->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && d->constraint_name && d->table_name && d->schema_name &&
+                               std::strcmp(d->schema_name, "sp_users") == 0 && std::strcmp(d->table_name, "users") == 0;
+        // While REINDEX CONCURRENTLY swaps an index, its users_*_key_ccold twin (same column) may raise.
+        auto is = [&](const char* key) {
+            const std::size_t n = std::strlen(key);
+            return users_key && std::strncmp(d->constraint_name, key, n) == 0 &&
+                   (d->constraint_name[n] == '\0' || std::strcmp(d->constraint_name + n, "_ccold") == 0);
+        };
+        if (is("users_email_key")) pg_call([&] { raise_email_taken(fcinfo); });
+        if (is("users_name_key"))
+            pg_call([&] {
+                raise_clean(ERRCODE_UNIQUE_VIOLATION, psprintf("user already exists with name: %s", TextDatumGetCString(PG_GETARG_DATUM(0))),
+                            "users", "users_name_key");
+            });
+        throw; // a unique index of the administrator's own: its own error
+    }
 }
 
 // sp_users.create_user_if_absent(...) RETURNS SETOF sp_users.users: the new user, or no row when the

@@ -64,9 +64,9 @@ SELECT throws_ok(format('SELECT sp_users.assign_roles(%L, %L)', (SELECT id FROM 
 SELECT throws_ok(format('SELECT sp_users.revoke_role(%L, %L)', (SELECT id FROM sp_users.find_by_name('erin')), 'user'), '22023', NULL, 'last role');
 SELECT throws_ok(format('SELECT sp_users.start_session(%L, expires_in => %L)', (SELECT id FROM sp_users.find_by_name('erin')), '-1 day'), '22023', NULL, 'negative session lifetime');
 
--- create_user inserts without ON CONFLICT only while users_email_key is checked first (lower oid);
--- with the order turned round (as a REINDEX CONCURRENTLY of the email index does) it takes the
--- ON CONFLICT path and still names the email first.
+-- create_user inserts straight away only while users_email_key is checked first (lower oid);
+-- with the order turned round (as a REINDEX CONCURRENTLY of the email index does) it looks the
+-- email up first and still names the email first.
 SELECT ok('sp_users.users_email_key'::regclass::oid < 'sp_users.users_name_key'::regclass::oid, 'installed: an INSERT checks the email index first');
 ALTER TABLE sp_users.users DROP CONSTRAINT users_email_key, ADD CONSTRAINT users_email_key UNIQUE (email);
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'Erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'order turned round: both taken, the email is named');
@@ -74,7 +74,7 @@ SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh2@example.com')$$, 
 SELECT throws_ok($$SELECT sp_users.create_user('erin3', 'erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'order turned round: duplicate email');
 SELECT is((SELECT email FROM sp_users.create_user('erin4', ' Erin4@Example.com ')), 'erin4@example.com', 'order turned round: a new user is created');
 -- Another unique index checked first (what a cancelled REINDEX CONCURRENTLY leaves: a _ccold
--- index with the old, lower oid; or an administrator's own): the ON CONFLICT path again, never
+-- index with the old, lower oid; or an administrator's own): the email is looked up first, never
 -- the raw error of that index.
 CREATE UNIQUE INDEX users_name_key_ccold ON sp_users.users (name);
 ALTER TABLE sp_users.users DROP CONSTRAINT users_email_key, ADD CONSTRAINT users_email_key UNIQUE (email);
