@@ -423,7 +423,7 @@ $upgrade$;
 -- an INSERT checks users_email_key first; it checks unique indexes in oid order, and 0.2.0 created
 -- the name index first. Rebuilding it (one index build, under this upgrade's lock) puts it last —
 -- unless a foreign key of the database's own references users(name): then the index stays, and
--- create_user then looks the email up before each insert (same answers, a little slower).
+-- create_user then inserts with ON CONFLICT (email) (same answers, a little slower).
 DO $upgrade$
 BEGIN
     IF 'sp_users.users_name_key'::pg_catalog.regclass::pg_catalog.oid OPERATOR(pg_catalog.<)
@@ -435,7 +435,7 @@ BEGIN
            OR EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                        WHERE i.indexrelid OPERATOR(pg_catalog.=) 'sp_users.users_name_key'::pg_catalog.regclass
                          AND (i.indisreplident OR i.indisclustered)) THEN
-            RAISE WARNING 'sp_users 0.3.0: users_name_key is kept (a foreign key references users(name), or it is the table''s replica identity or CLUSTER index); create_user looks the email up before each insert'
+            RAISE WARNING 'sp_users 0.3.0: users_name_key is kept (a foreign key references users(name), or it is the table''s replica identity or CLUSTER index); create_user inserts with ON CONFLICT (email)'
                 USING HINT = 'To give create_user its faster path, run ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name) and set up again what used the index (foreign keys, REPLICA IDENTITY USING INDEX, CLUSTER ON).';
         ELSE
             ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);

@@ -356,11 +356,12 @@ bool users_insert_names_email_first() {
             Oid idx = lfirst_oid(lc);
             HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(idx));
             if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for index %u", idx);
-            const bool is_unique = reinterpret_cast<Form_pg_index>(GETSTRUCT(tup))->indisunique;
+            const auto* form = reinterpret_cast<Form_pg_index>(GETSTRUCT(tup));
+            const bool is_unique = form->indisunique, immediate = form->indimmediate;
             ReleaseSysCache(tup);
             if (!is_unique) continue;
             ++unique;
-            if (idx != pkey && idx != email && idx != name) others = true;
+            if ((idx != pkey && idx != email && idx != name) || !immediate) others = true;
         }
         list_free(indexes);
         table_close(rel, NoLock);

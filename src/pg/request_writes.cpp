@@ -61,23 +61,22 @@ KeptStatement end_statement{
 // create_user: a plain INSERT (ON CONFLICT's arbiter pre-check and speculative insertion cost 7 %
 // of the call), its unique violation re-raised with SPEC's message; a concurrent insert of the same
 // name or email is waited for, so exactly one of two racing calls wins. A taken email is named
-// before a taken name: the INSERT checks unique indexes in oid order, and while users_email_key
-// comes first (as installed; lookup.hpp) that is what it finds; otherwise the email is looked up
-// first. The C checks raise the users_*_check violations with the rule named.
-KeptStatement create_user_statement{
-    "INSERT INTO sp_users.users (name, email, full_name, display_name)"
-    " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3)) RETURNING *",
-    4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
-KeptStatement email_taken_statement{
-    "SELECT sp_users.normalize_email($2) FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) sp_users.normalize_email($2)",
-    4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+// before a taken name: the INSERT checks unique indexes in oid order, and as installed
+// users_email_key comes first (lookup.hpp). When it does not (after a REINDEX CONCURRENTLY of it,
+// with another unique index on users), ON CONFLICT (email) DO NOTHING makes the email the first
+// check — waiting for a concurrent insert of it — and leaves every other index to the INSERT (an
+// administrator's DEFERRABLE constraint cannot be an arbiter; it is not one here). The C checks
+// raise the users_*_check violations with the rule named.
+#define SP_INSERT_USER_VALUES                                                                                     \
+    "INSERT INTO sp_users.users (name, email, full_name, display_name)"                                           \
+    " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3))"
+KeptStatement create_user_statement{SP_INSERT_USER_VALUES " RETURNING *", 4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+KeptStatement create_user_email_first_statement{SP_INSERT_USER_VALUES " ON CONFLICT (email) DO NOTHING RETURNING *", 4,
+                                                {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
 // create_user_if_absent must return no row instead of raising, which a caught error cannot (the
 // transaction is failed): ON CONFLICT DO NOTHING, without a subtransaction per call.
-KeptStatement create_user_if_absent_statement{
-    "INSERT INTO sp_users.users (name, email, full_name, display_name)"
-    " VALUES (sp_users._checked_name($1), sp_users._checked_email($2), $3, COALESCE($4, $3))"
-    " ON CONFLICT DO NOTHING RETURNING *",
-    4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+KeptStatement create_user_if_absent_statement{SP_INSERT_USER_VALUES " ON CONFLICT DO NOTHING RETURNING *", 4,
+                                              {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
 
 [[noreturn]] void raise_email_taken(FunctionCallInfo fcinfo) {
     raise_clean(ERRCODE_UNIQUE_VIOLATION,
@@ -172,13 +171,12 @@ SP_FUNCTION(sp_users_create_user) {
         AcceptInvalidationMessages();
         email_first = sp::pg::lookup::users_insert_names_email_first();
     });
-    if (!email_first)
-        with_spi([&] {
-            if (!PG_ARGISNULL(1) && run_kept(email_taken_statement, fcinfo) > 0) raise_email_taken(fcinfo);
-        });
     try {
         with_spi([&] {
-            if (run_kept(create_user_statement, fcinfo) != 1) elog(ERROR, "sp_users.create_user: the insert returned no row");
+            if (run_kept(email_first ? create_user_statement : create_user_email_first_statement, fcinfo) != 1) {
+                if (email_first) elog(ERROR, "sp_users.create_user: the insert returned no row");
+                raise_email_taken(fcinfo); // ON CONFLICT (email) DO NOTHING did nothing
+            }
             result = row_datum(fcinfo, 0, upper);
         });
         return result;
@@ -187,11 +185,17 @@ SP_FUNCTION(sp_users_create_user) {
         const ErrorData* d = e.data();
         const bool users_key = d->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && d->constraint_name && d->table_name && d->schema_name &&
                                std::strcmp(d->schema_name, "sp_users") == 0 && std::strcmp(d->table_name, "users") == 0;
-        // While REINDEX CONCURRENTLY swaps an index, its users_*_key_ccold twin (same column) may raise.
+        // While REINDEX CONCURRENTLY swaps an index, its twin (same column) may raise: users_*_key_ccold,
+        // or _ccold1, _ccold2, ... when an earlier cancelled run left one behind.
         auto is = [&](const char* key) {
             const std::size_t n = std::strlen(key);
-            return users_key && std::strncmp(d->constraint_name, key, n) == 0 &&
-                   (d->constraint_name[n] == '\0' || std::strcmp(d->constraint_name + n, "_ccold") == 0);
+            if (!users_key || std::strncmp(d->constraint_name, key, n) != 0) return false;
+            const char* rest = d->constraint_name + n;
+            if (*rest == '\0') return true;
+            if (std::strncmp(rest, "_ccold", 6) != 0) return false;
+            for (rest += 6; *rest; ++rest)
+                if (*rest < '0' || *rest > '9') return false;
+            return true;
         };
         if (is("users_email_key")) pg_call([&] { raise_email_taken(fcinfo); });
         if (is("users_name_key"))

@@ -65,8 +65,8 @@ SELECT throws_ok(format('SELECT sp_users.revoke_role(%L, %L)', (SELECT id FROM s
 SELECT throws_ok(format('SELECT sp_users.start_session(%L, expires_in => %L)', (SELECT id FROM sp_users.find_by_name('erin')), '-1 day'), '22023', NULL, 'negative session lifetime');
 
 -- create_user inserts straight away only while users_email_key is checked first (lower oid);
--- with the order turned round (as a REINDEX CONCURRENTLY of the email index does) it looks the
--- email up first and still names the email first.
+-- with the order turned round (as a REINDEX CONCURRENTLY of the email index does) it inserts with
+-- ON CONFLICT (email), which checks the email first, and still names the email first.
 SELECT ok('sp_users.users_email_key'::regclass::oid < 'sp_users.users_name_key'::regclass::oid, 'installed: an INSERT checks the email index first');
 ALTER TABLE sp_users.users DROP CONSTRAINT users_email_key, ADD CONSTRAINT users_email_key UNIQUE (email);
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'Erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'order turned round: both taken, the email is named');
@@ -74,17 +74,17 @@ SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh2@example.com')$$, 
 SELECT throws_ok($$SELECT sp_users.create_user('erin3', 'erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'order turned round: duplicate email');
 SELECT is((SELECT email FROM sp_users.create_user('erin4', ' Erin4@Example.com ')), 'erin4@example.com', 'order turned round: a new user is created');
 -- Another unique index checked first (what a cancelled REINDEX CONCURRENTLY leaves: a _ccold
--- index with the old, lower oid; or an administrator's own): the email is looked up first, never
--- the raw error of that index.
-CREATE UNIQUE INDEX users_name_key_ccold ON sp_users.users (name);
+-- index with the old, lower oid, _ccold1 after an earlier one; or an administrator's own): the
+-- email is checked first, and never the raw error of a twin of our indexes.
+CREATE UNIQUE INDEX users_name_key_ccold1 ON sp_users.users (name);
 ALTER TABLE sp_users.users DROP CONSTRAINT users_email_key, ADD CONSTRAINT users_email_key UNIQUE (email);
 ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);
-SELECT ok('sp_users.users_name_key_ccold'::regclass::oid < 'sp_users.users_email_key'::regclass::oid
+SELECT ok('sp_users.users_name_key_ccold1'::regclass::oid < 'sp_users.users_email_key'::regclass::oid
           AND 'sp_users.users_email_key'::regclass::oid < 'sp_users.users_name_key'::regclass::oid, 'a third unique index is checked first');
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh3@example.com')$$, '23505', 'user already exists with name: erin', 'extra unique index: duplicate name');
 SELECT throws_ok($$SELECT sp_users.create_user('erin5', 'ERIN@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'extra unique index: duplicate email');
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'extra unique index: both taken');
-DROP INDEX sp_users.users_name_key_ccold;
+DROP INDEX sp_users.users_name_key_ccold1;
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh4@example.com')$$, '23505', 'user already exists with name: erin', 'the extra index gone: duplicate name');
 
 SELECT * FROM finish();
