@@ -35,11 +35,11 @@ ADDR="CASE WHEN :v6 = 0 THEN host('2001:db8::'::inet + (:n % 256)) ELSE host('10
 NET="CASE WHEN :v6 = 0 THEN host(network(set_masklen('2001:db8::'::inet + (:n % 256), 124))) || '/124' ELSE host(network(set_masklen('10.0.0.0'::inet + :n, :m))) || '/' || :m END"
 cat > "$W/ban.sql" <<EOF
 $PICK
-SELECT 1 FROM sp_users.ban_ip($ADDR, 'churn', make_interval(secs => random() * 6));
+SELECT 1 FROM sp_users.ban_ip($ADDR, 'churn', make_interval(secs => 0.001 + random() * 6));
 EOF
 cat > "$W/ban_net.sql" <<EOF
 $PICK
-SELECT 1 FROM sp_users.ban_ip($NET, 'churn net', CASE WHEN random() < 0.2 THEN NULL ELSE make_interval(secs => random() * 6) END);
+SELECT 1 FROM sp_users.ban_ip($NET, 'churn net', CASE WHEN random() < 0.2 THEN NULL ELSE make_interval(secs => 0.001 + random() * 6) END);
 EOF
 cat > "$W/unban.sql" <<EOF
 $PICK
