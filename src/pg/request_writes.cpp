@@ -185,14 +185,14 @@ SP_FUNCTION(sp_users_create_user) {
         const ErrorData* d = e.data();
         const bool users_key = d->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && d->constraint_name && d->table_name && d->schema_name &&
                                std::strcmp(d->schema_name, "sp_users") == 0 && std::strcmp(d->table_name, "users") == 0;
-        // While REINDEX CONCURRENTLY swaps an index, its twin (same column) may raise: users_*_key_ccold,
-        // or _ccold1, _ccold2, ... when an earlier cancelled run left one behind.
+        // A REINDEX CONCURRENTLY running or cancelled leaves twins (same column) that may raise:
+        // users_*_key_ccnew or _ccold, numbered (_ccold1, ...) when an earlier run left one behind.
         auto is = [&](const char* key) {
             const std::size_t n = std::strlen(key);
             if (!users_key || std::strncmp(d->constraint_name, key, n) != 0) return false;
             const char* rest = d->constraint_name + n;
             if (*rest == '\0') return true;
-            if (std::strncmp(rest, "_ccold", 6) != 0) return false;
+            if (std::strncmp(rest, "_ccold", 6) != 0 && std::strncmp(rest, "_ccnew", 6) != 0) return false;
             for (rest += 6; *rest; ++rest)
                 if (*rest < '0' || *rest > '9') return false;
             return true;

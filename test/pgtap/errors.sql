@@ -85,6 +85,11 @@ SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh3@example.com')$$, 
 SELECT throws_ok($$SELECT sp_users.create_user('erin5', 'ERIN@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'extra unique index: duplicate email');
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'erin@example.com')$$, '23505', 'user already exists with email: erin@example.com', 'extra unique index: both taken');
 DROP INDEX sp_users.users_name_key_ccold1;
+-- A _ccnew twin (a REINDEX CONCURRENTLY cancelled before its swap) checked before users_name_key.
+CREATE UNIQUE INDEX users_name_key_ccnew ON sp_users.users (name);
+ALTER TABLE sp_users.users DROP CONSTRAINT users_name_key, ADD CONSTRAINT users_name_key UNIQUE (name);
+SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh5@example.com')$$, '23505', 'user already exists with name: erin', '_ccnew twin: duplicate name');
+DROP INDEX sp_users.users_name_key_ccnew;
 SELECT throws_ok($$SELECT sp_users.create_user('erin', 'fresh4@example.com')$$, '23505', 'user already exists with name: erin', 'the extra index gone: duplicate name');
 
 SELECT * FROM finish();
