@@ -9,9 +9,10 @@ void register_callbacks() noexcept;
 
 // True when a unique violation of a plain INSERT into sp_users.users names what SPEC says: the
 // table's unique indexes are exactly users_pkey, users_email_key and users_name_key (checked
-// immediately, not deferred), and the email one is checked first (lower oid; so installed). Not so after a REINDEX CONCURRENTLY of the email
-// index, while one leaves a _ccold index behind, or with a unique index of the administrator's.
-// Memoised until the next invalidation of the table or these indexes.
+// immediately, not deferred), and the email one is checked first (lower oid; so installed). Not so
+// after a REINDEX CONCURRENTLY of the email index, while one leaves a _ccnew or _ccold index
+// behind, or with a unique index of the administrator's. Memoised until the next invalidation of
+// the table or these indexes.
 bool users_insert_names_email_first();
 
 // The stored form of an email (sp_users.normalize_email: ASCII white space trimmed, lower-cased).

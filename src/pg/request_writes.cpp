@@ -171,15 +171,12 @@ SP_FUNCTION(sp_users_create_user) {
         AcceptInvalidationMessages();
         email_first = sp::pg::lookup::users_insert_names_email_first();
     });
+    bool inserted = false;
     try {
         with_spi([&] {
-            if (run_kept(email_first ? create_user_statement : create_user_email_first_statement, fcinfo) != 1) {
-                if (email_first) elog(ERROR, "sp_users.create_user: the insert returned no row");
-                raise_email_taken(fcinfo); // ON CONFLICT (email) DO NOTHING did nothing
-            }
-            result = row_datum(fcinfo, 0, upper);
+            inserted = run_kept(email_first ? create_user_statement : create_user_email_first_statement, fcinfo) == 1;
+            if (inserted) result = row_datum(fcinfo, 0, upper);
         });
-        return result;
     } catch (const sp::pg::PgError& e) {
         // Nothing more is read or written here: the transaction is failing; only the message changes.
         const ErrorData* d = e.data();
@@ -205,6 +202,9 @@ SP_FUNCTION(sp_users_create_user) {
             });
         throw; // a unique index of the administrator's own: its own error
     }
+    // ON CONFLICT (email) DO NOTHING did nothing: the email is taken (a plain INSERT always returns its row).
+    if (!inserted) pg_call([&] { raise_email_taken(fcinfo); });
+    return result;
 }
 
 // sp_users.create_user_if_absent(...) RETURNS SETOF sp_users.users: the new user, or no row when the

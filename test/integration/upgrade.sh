@@ -140,11 +140,15 @@ q $TAP -q -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION sp_users VERSION '$OL
 pg_prove -d $TAP test/pgtap/*.sql >/tmp/sp_users_upgrade_tap.out 2>&1 || { cat /tmp/sp_users_upgrade_tap.out; fail "pgTAP on an upgraded database"; }
 ok "pgTAP suite passes on a database upgraded from $OLD ($(grep -o 'Tests=[0-9]*' /tmp/sp_users_upgrade_tap.out))"
 
+at_020() { # a database of its own with sp_users 0.2.0
+  psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
+  q "$1" -q -c "CREATE EXTENSION sp_users VERSION '0.2.0'" >/dev/null
+}
+
 # 0.3.0's email rule on a 0.2.0 database that holds emails it now refuses: the rows are kept, the
 # upgrade warns, the constraint checks new and changed rows only until the rows are fixed.
 BAD=sp_users_upgraded_bad_emails
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $BAD" -c "CREATE DATABASE $BAD"
-q $BAD -q -c "CREATE EXTENSION sp_users VERSION '0.2.0'" >/dev/null
+at_020 $BAD
 q $BAD -q -c "SELECT count(*) FROM (SELECT sp_users.create_user('spaced', 'a b@example.com')) a" \
           -c "SELECT count(*) FROM (SELECT sp_users.create_user('twice', 'x@y@z')) b" \
           -c "SELECT count(*) FROM (SELECT sp_users.create_user('fine', 'fine@example.com')) c" >/dev/null
@@ -163,8 +167,7 @@ ok "0.2.0 rows breaking the 0.3.0 email rule are kept with a WARNING, new bad em
 # of the database's own on users(name) keeps it (with a WARNING): the upgrade must not fail, and
 # create_user names the taken email first either way.
 FK=sp_users_upgraded_name_fk
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $FK" -c "CREATE DATABASE $FK"
-q $FK -q -c "CREATE EXTENSION sp_users VERSION '0.2.0'" >/dev/null
+at_020 $FK
 q $FK -q -c "SELECT count(*) FROM (SELECT sp_users.create_user('ada', 'ada@example.com')) a" \
          -c "CREATE TABLE public.profiles (username text REFERENCES sp_users.users (name) ON UPDATE CASCADE, bio text)" \
          -c "INSERT INTO public.profiles VALUES ('ada', 'hi')" >/dev/null
@@ -177,9 +180,8 @@ errs=$(grep -o 'user already exists with [a-z]*: [^ ]*' <<<"$errs" | tr '\n' ' '
 ok "0.2.0 with a foreign key on users(name): the upgrade keeps the index with a WARNING; create_user names the email, then the name"
 # Nor when the index is the table's replica identity or CLUSTER index (a rebuild would drop that).
 RI=sp_users_upgraded_name_ri
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $RI" -c "CREATE DATABASE $RI"
-q $RI -q -c "CREATE EXTENSION sp_users VERSION '0.2.0'" -c "ALTER TABLE sp_users.users REPLICA IDENTITY USING INDEX users_name_key" \
-         -c "ALTER TABLE sp_users.users CLUSTER ON users_name_key" >/dev/null
+at_020 $RI
+q $RI -q -c "ALTER TABLE sp_users.users REPLICA IDENTITY USING INDEX users_name_key" -c "ALTER TABLE sp_users.users CLUSTER ON users_name_key" >/dev/null
 warning=$(q $RI -c "ALTER EXTENSION sp_users UPDATE" 2>&1) || fail "upgrade with users_name_key as replica identity: $warning"
 grep -q "users_name_key is kept" <<<"$warning" || fail "no warning about the kept name index: $warning"
 [ "$(q $RI -c "SELECT i.indisreplident::text || i.indisclustered::text FROM pg_index i WHERE i.indexrelid = 'sp_users.users_name_key'::regclass")" = truetrue ] ||
