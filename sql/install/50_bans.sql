@@ -13,6 +13,12 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._escalated_duration(interval, bigint) IS
 'Internal: duration x 2^previous_bans, capped at 365 days (overflow-safe); a duration already longer than the cap is kept as is.';
 
+CREATE FUNCTION sp_users._escalated_expiry(start timestamptz, plain_expiry timestamptz, duration interval, previous_bans bigint) RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'sp_users_escalated_expiry'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sp_users._escalated_expiry(timestamptz, timestamptz, interval, bigint) IS
+'Internal: start + _escalated_duration(duration, previous_bans), given plain_expiry = start + duration (returned when nothing escalates). Immutable (an escalated duration is whole microseconds), so ban_ip''s upsert holds only immutable expressions in DO UPDATE SET, as Citus requires.';
+
 CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
                                         OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint,
                                         OUT refreshes bigint, OUT changes_applied bigint, OUT shared_bytes bigint, OUT publishes bigint)

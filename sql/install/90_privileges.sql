@@ -51,6 +51,8 @@ GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA sp_users TO sp_users_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON ALL TABLES IN SCHEMA sp_users TO sp_users_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA sp_users TO sp_users_admin;
 SELECT sp_users._restrict_internals();
+-- distribute() changes where the tables live (Citus): the extension's owner or a superuser only.
+REVOKE ALL ON FUNCTION sp_users.distribute() FROM sp_users_admin;
 
 -- Helpers any role may call (pure; they read no data).
 GRANT EXECUTE ON FUNCTION

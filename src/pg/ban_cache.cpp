@@ -20,6 +20,7 @@
 #include "pg/ban_cache.hpp"
 
 #include "pg/address_pg.hpp"
+#include "pg/citus.hpp"
 #include "pg/kept_statement.hpp"
 #include "pg/pg_headers.hpp"
 #include "pg/shared_ban_set.hpp"
@@ -69,6 +70,7 @@ enum class Scope { Latest, Transaction, ActiveSnapshot };
 // relations are absent in a 0.1.0 / 0.2.0 schema: then every change means a full rebuild.
 struct Catalog {
     Oid table = InvalidOid, signal = InvalidOid, pkey = InvalidOid;
+    Oid shell = InvalidOid; // sp_users.banned_ips itself; `table` is its Citus placement, if any
     Oid log = InvalidOid, log_xid_idx = InvalidOid, horizon = InvalidOid;
     Oid owner = InvalidOid;
     AttrNumber ip_att = InvalidAttrNumber, expires_att = InvalidAttrNumber;
@@ -117,7 +119,7 @@ State& state() noexcept {
 void on_relcache_invalidation(Datum, Oid relid) {
     State& s = state();
     const Catalog& c = s.cat;
-    bool ours = relid == InvalidOid || relid == c.table || relid == c.pkey || relid == c.log ||
+    bool ours = relid == InvalidOid || relid == c.table || relid == c.shell || relid == c.pkey || relid == c.log ||
                 relid == c.log_xid_idx || relid == c.horizon;
     if (ours || (OidIsValid(c.signal) && relid == c.signal)) {
         s.valid = false;
@@ -139,14 +141,18 @@ Catalog resolve(State& s) {
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("sp_users.banned_ips does not exist"),
                         errhint("Run CREATE EXTENSION sp_users in this database.")));
     Catalog c;
-    c.table = rel;
+    c.shell = rel;
+    // Under Citus (sp_users.distribute()) banned_ips is a reference table: its rows and the
+    // triggers that log their changes are in this node's placement.
+    c.table = sp::pg::citus::local_relation(rel);
     c.signal = get_relname_relid("ban_set_signal", nsp);
     c.pkey = get_relname_relid("banned_ips_pkey", nsp);
+    if (OidIsValid(c.pkey)) c.pkey = sp::pg::citus::local_relation(c.pkey);
     c.log = get_relname_relid("ban_changes", nsp);
     c.log_xid_idx = get_relname_relid("ban_changes_xid_idx", nsp);
     c.horizon = get_relname_relid("ban_changes_horizon", nsp);
-    c.ip_att = get_attnum(rel, "ip_address");
-    c.expires_att = get_attnum(rel, "expires_at");
+    c.ip_att = get_attnum(c.table, "ip_address");
+    c.expires_att = get_attnum(c.table, "expires_at");
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
     c.owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;

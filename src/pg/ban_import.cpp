@@ -18,22 +18,23 @@ namespace {
 
 // ban_ip's rules per row: a repeat ban increments ban_count, replaces reason and ban_source, never
 // shortens an expiry and keeps a permanent ban permanent; the metadata a list does not carry
-// (fingerprint, path, agent, sessions) is kept.
+// (fingerprint, path, agent, sessions) is kept. $5 is now(), $6 now() + duration: only immutable
+// expressions in DO UPDATE SET, as Citus requires of a reference table (sp_users.distribute()).
 KeptStatement bulk_statement{
     "WITH up AS ("
     " INSERT INTO sp_users.banned_ips AS b (ip_address, reason, banned_at, expires_at, ban_count, ban_source)"
-    " SELECT n.ip, $2, pg_catalog.now(), pg_catalog.now() OPERATOR(pg_catalog.+) $3, 1, COALESCE($4, 'blocklist')"
+    " SELECT n.ip, $2, $5, $6, 1, COALESCE($4, 'blocklist')"
     "   FROM pg_catalog.unnest($1) AS n(ip)"
     " ON CONFLICT (ip_address) DO UPDATE SET"
     "     reason     = EXCLUDED.reason,"
     "     ban_source = EXCLUDED.ban_source,"
-    "     banned_at  = pg_catalog.now(),"
+    "     banned_at  = $5,"
     "     ban_count  = b.ban_count OPERATOR(pg_catalog.+) 1,"
     "     expires_at = CASE WHEN b.expires_at IS NULL OR $3 IS NULL THEN NULL"
-    "                       ELSE GREATEST(b.expires_at, pg_catalog.now() OPERATOR(pg_catalog.+) $3) END"
+    "                       ELSE GREATEST(b.expires_at, $6) END"
     " RETURNING b.ban_count)"
     " SELECT pg_catalog.count(*) FILTER (WHERE up.ban_count OPERATOR(pg_catalog.=) 1), pg_catalog.count(*) FROM up",
-    4, {INETARRAYOID, TEXTOID, INTERVALOID, TEXTOID}};
+    6, {INETARRAYOID, TEXTOID, INTERVALOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}};
 
 KeptStatement check_duration{"SELECT sp_users._positive_interval($1, 'duration')", 1, {INTERVALOID}};
 
@@ -66,11 +67,15 @@ SP_FUNCTION(sp_users_ban_ips) {
                 if ((i & 4095) == 0) CHECK_FOR_INTERRUPTS();
             }
             ArrayType* arr = construct_array(elems, int(n), INETOID, -1, false, TYPALIGN_INT);
-            LOCAL_FCINFO(args, 4);
-            args->nargs = 4;
+            LOCAL_FCINFO(args, 6);
+            args->nargs = 6;
             args->args[0].value = PointerGetDatum(arr);
             args->args[0].isnull = false;
             for (int i = 1; i < 4; ++i) args->args[i] = fcinfo->args[i];
+            const Datum now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+            args->args[4] = {now, false};
+            args->args[5] = {0, PG_ARGISNULL(2)};
+            if (!PG_ARGISNULL(2)) args->args[5].value = DirectFunctionCall2(timestamptz_pl_interval, now, PG_GETARG_DATUM(2));
             if (run_kept(bulk_statement, args) != 1) elog(ERROR, "sp_users.ban_ips: the upsert returned no counts");
             bool isnull = false;
             inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

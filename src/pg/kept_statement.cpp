@@ -15,8 +15,8 @@ uint64 run_kept(KeptStatement& k, FunctionCallInfo fcinfo) {
         SPI_keepplan(plan);
         k.plan = plan;
     }
-    Datum values[10];
-    char nulls[10];
+    Datum values[12];
+    char nulls[12];
     for (int i = 0; i < k.nargs; ++i) {
         values[i] = fcinfo->args[i].value;
         nulls[i] = fcinfo->args[i].isnull ? 'n' : ' ';

@@ -13,7 +13,7 @@ namespace sp::pg {
 struct KeptStatement {
     const char* sql;
     int nargs;
-    Oid types[10];
+    Oid types[12];
     SPIPlanPtr plan = nullptr;
 };
 

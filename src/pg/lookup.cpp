@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "pg/address_pg.hpp"
+#include "pg/citus.hpp"
 #include "pg/errors.hpp"
 #include "pg/lookup.hpp"
 #include "pg/pg_headers.hpp"
@@ -50,7 +51,7 @@ struct Memo {
     static constexpr int kSize = 48;
     Entry entries[kSize];
     int count = 0;
-    Oid relations[kSize]; // the relation oids among the values, for the callback
+    Oid relations[2 * kSize]; // the relation oids among the values (and their Citus tables), for the callback
     int relation_count = 0;
 };
 Memo& memo() noexcept {
@@ -83,10 +84,17 @@ Oid memoised(const char* key, bool is_relation, Resolve resolve) {
 }
 
 // An sp_users relation, or InvalidOid when it does not exist (a schema older than the library).
+// Under Citus, the local placement of a reference table (or of its index): the memo then also
+// watches the table itself, whose invalidation Citus sends when it changes the table's metadata.
 Oid optional_relation(const char* name) {
     return memoised(name, true, [&] {
         Oid nsp = get_namespace_oid("sp_users", true);
-        return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+        Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+        if (!OidIsValid(rel)) return rel;
+        Oid local = sp::pg::citus::local_relation(rel);
+        Memo& m = memo();
+        if (local != rel && m.count < Memo::kSize) m.relations[m.relation_count++] = sp::pg::citus::table_of(rel);
+        return local;
     });
 }
 

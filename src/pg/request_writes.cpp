@@ -112,25 +112,25 @@ KeptStatement start_anonymous_session_statement{
 
 // One atomic upsert: concurrent bans of one address serialise on its primary key, so ban_count is
 // exact and escalation reads the count it increments. Permanent (NULL) stays permanent; a repeat
-// ban never shortens the running one; session ids stay distinct, the most recent 100.
+// ban never shortens the running one; session ids stay distinct, the most recent 100. $10 is
+// now() and $11 now() + duration: DO UPDATE SET holds only immutable expressions, which Citus
+// requires of an upsert into a reference table (sp_users.distribute()).
 KeptStatement ban_ip_statement{
     "INSERT INTO sp_users.banned_ips AS b"
     "       (ip_address, reason, banned_at, expires_at, ban_count, last_offense_path,"
     "        last_user_agent, source_fingerprint, ban_source, associated_session_ids)"
-    " VALUES (sp_users.normalize_ip($1), $2, pg_catalog.now(),"
-    "         pg_catalog.now() OPERATOR(pg_catalog.+) sp_users._positive_interval($3, 'duration'), 1, $6,"
+    " VALUES (sp_users.normalize_ip($1), $2, $10, $11, 1, $6,"
     "         $7, $5, COALESCE($4, 'manual'),"
     "         CASE WHEN $8 IS NULL THEN '{}'::pg_catalog.text[] ELSE ARRAY[$8] END)"
     " ON CONFLICT (ip_address) DO UPDATE SET"
     "     reason            = EXCLUDED.reason,"
     "     ban_source        = EXCLUDED.ban_source,"
-    "     banned_at         = pg_catalog.now(),"
+    "     banned_at         = $10,"
     "     ban_count         = b.ban_count OPERATOR(pg_catalog.+) 1,"
     "     expires_at        = CASE WHEN b.expires_at IS NULL OR $3 IS NULL THEN NULL"
     "                              ELSE GREATEST(b.expires_at,"
-    "                                            pg_catalog.now() OPERATOR(pg_catalog.+)"
-    "                                            CASE WHEN $9 THEN sp_users._escalated_duration($3, b.ban_count)"
-    "                                                 ELSE $3 END) END,"
+    "                                            CASE WHEN $9 THEN sp_users._escalated_expiry($10, $11, $3, b.ban_count)"
+    "                                                 ELSE $11 END) END,"
     "     last_offense_path  = COALESCE(EXCLUDED.last_offense_path, b.last_offense_path),"
     "     last_user_agent    = COALESCE(EXCLUDED.last_user_agent, b.last_user_agent),"
     "     source_fingerprint = COALESCE(EXCLUDED.source_fingerprint, b.source_fingerprint),"
@@ -139,7 +139,7 @@ KeptStatement ban_ip_statement{
     "         ELSE (b.associated_session_ids OPERATOR(pg_catalog.||) $8)"
     "              [GREATEST(1, pg_catalog.cardinality(b.associated_session_ids) OPERATOR(pg_catalog.-) 98):] END"
     " RETURNING *",
-    9, {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID}};
+    11, {TEXTOID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID}};
 
 } // namespace
 
@@ -255,9 +255,23 @@ SP_FUNCTION(sp_users_start_session) {
 SP_FUNCTION(sp_users_ban_ip) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
-    with_spi([&] {
+    LOCAL_FCINFO(args, 11);
+    pg_call([&] {
         if (PG_ARGISNULL(0)) raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, "ip must not be NULL");
-        if (run_kept(ban_ip_statement, fcinfo) != 1) elog(ERROR, "sp_users.ban_ip: the upsert returned no row");
+        // In the statement's order: the address, then the duration, then now() + duration.
+        DirectFunctionCall1(sp_users_normalize_ip, PG_GETARG_DATUM(0));
+        args->nargs = 11;
+        for (int i = 0; i < 9; ++i) args->args[i] = fcinfo->args[i];
+        const Datum now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+        args->args[9] = {now, false};
+        args->args[10] = {0, PG_ARGISNULL(2)};
+        if (!PG_ARGISNULL(2)) {
+            DirectFunctionCall2(sp_users_positive_interval, PG_GETARG_DATUM(2), CStringGetTextDatum("duration"));
+            args->args[10].value = DirectFunctionCall2(timestamptz_pl_interval, now, PG_GETARG_DATUM(2));
+        }
+    });
+    with_spi([&] {
+        if (run_kept(ban_ip_statement, args) != 1) elog(ERROR, "sp_users.ban_ip: the upsert returned no row");
         result = row_datum(fcinfo, 0, upper);
     });
     return result;

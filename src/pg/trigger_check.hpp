@@ -4,6 +4,7 @@
 // else (a direct call, the function attached to another table) is 39P01, as PostgreSQL's own
 // trigger functions answer. Call only from PostgreSQL context (inside pg_call).
 #pragma once
+#include "pg/citus.hpp"
 #include "pg/pg_headers.hpp"
 
 namespace sp::pg {
@@ -26,7 +27,9 @@ inline TriggerData* checked_trigger(FunctionCallInfo fcinfo, const TriggerShape&
     auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
     Oid nsp = get_namespace_oid("sp_users", true);
     Oid expected = OidIsValid(nsp) ? get_relname_relid(shape.table, nsp) : InvalidOid;
-    if (!OidIsValid(expected) || RelationGetRelid(td->tg_relation) != expected)
+    // Under Citus the trigger fires on the table's placement on each node (sp_users.distribute()).
+    const Oid fired_on = RelationGetRelid(td->tg_relation);
+    if (!OidIsValid(expected) || (fired_on != expected && sp::pg::citus::local_relation(expected) != fired_on))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("%s may only be attached to sp_users.%s, not to %s", shape.function, shape.table,
                                RelationGetRelationName(td->tg_relation))));

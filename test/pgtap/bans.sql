@@ -93,7 +93,7 @@ $$;
 CREATE FUNCTION pg_temp.differential(ops int, probes int) RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     disagreements int := 0;
-    op int; v6 boolean; target text; p text;
+    op int; v6 boolean; target text; p text; victim inet; shift int;
 BEGIN
     PERFORM setseed(0.42);
     FOR i IN 1..ops LOOP
@@ -105,8 +105,11 @@ BEGIN
         ELSIF op = 2 THEN
             PERFORM sp_users.unban_ip(target);
         ELSIF op = 3 THEN -- expire or un-expire something directly, to the second around now()
-            UPDATE sp_users.banned_ips SET expires_at = now() + make_interval(secs => (random() * 4)::int - 2)
-             WHERE ip_address = (SELECT ip_address FROM sp_users.banned_ips ORDER BY random() LIMIT 1);
+            -- (values drawn first: Citus refuses volatile functions in an UPDATE of a reference table)
+            victim := (SELECT ip_address FROM sp_users.banned_ips ORDER BY random() LIMIT 1);
+            shift := (random() * 4)::int - 2;
+            UPDATE sp_users.banned_ips SET expires_at = now() + make_interval(secs => shift)
+             WHERE ip_address = victim;
         ELSE
             PERFORM sp_users.cleanup_expired_bans();
         END IF;

@@ -1,0 +1,22 @@
+// Where an sp_users relation's rows are on this node when Citus manages the table
+// (sp_users.distribute(), docs/scaling.md). The C readers (the ban set, get_ban,
+// list_active_bans) read tables straight through the access methods, bypassing Citus' planner:
+// on a Citus node the table they name is an empty shell, and the rows of a reference table are in
+// its local shard placement, `<name>_<shardid>`, whose indexes are `<index>_<shardid>`.
+#pragma once
+#include "pg/pg_headers.hpp"
+
+namespace sp::pg::citus {
+
+// The relation that holds the rows of `relid` (a table or an index of one) on this node: `relid`
+// itself, unless Citus keeps the table as a single shard (a reference table, or a Citus local
+// table on the coordinator); then the placement of that shard here. Raises 55000 when this node
+// holds no placement, and 0A000 for a table Citus splits into several shards. Does catalog
+// lookups: callers memoise the answer and forget it on a relcache invalidation of `relid`'s table
+// (Citus sends one whenever it changes the table's metadata).
+Oid local_relation(Oid relid);
+
+// The table of `relid` (relid itself unless it is an index).
+Oid table_of(Oid relid);
+
+} // namespace sp::pg::citus
