@@ -1677,6 +1677,8 @@ BEGIN
         -- The rows now live in the placements; the coordinator's own table is an empty shell.
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.banned_ips');
     END IF;
+    -- A worker added since has no placement until Citus copies one: now, not at its first use.
+    PERFORM pg_catalog.replicate_reference_tables();
     RETURN QUERY
         SELECT c.oid::pg_catalog.regclass,
                CASE WHEN p.logicalrelid IS NULL THEN 'coordinator'

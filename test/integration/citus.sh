@@ -43,4 +43,19 @@ echo "$out"
 [ "$(echo "$out" | grep -E '^(jobs|created|left)=' | tr '\n' ' ')" = "jobs=1 created=1 left=0 " ] && echo "ok - clean-up scheduled in the coordinator's pg_cron, and it runs there" ||
   { echo "not ok - clean-up on the coordinator (want jobs=1 created=1 left=0)"; failed=1; }
 
+# A third worker: distribute() again gives it its banned_ips placement and pinned functions; a
+# rebalance (nothing of sp_users is hash-distributed today) leaves every node exact.
+scripts/citus add-worker >/dev/null
+out=$(psql -X -At -v ON_ERROR_STOP=1 <<'SQL'
+SELECT 'layout=' || placement FROM sp_users.distribute() WHERE relation = 'sp_users.banned_ips'::regclass;
+SELECT citus_rebalance_start() IS NOT NULL OR true;
+SELECT citus_rebalance_wait();
+SELECT sp_users.ban_ip('192.0.2.77', 'after the new worker', NULL) IS NOT NULL;
+SQL
+) || failed=1
+w3=$(scripts/citus psql w3 -At -c "SELECT 'w3=' || sp_users.is_banned('192.0.2.77') || ',' || sp_users.is_banned('192.0.2.78') || ',' || (SELECT count(*) FROM pg_proc WHERE pronamespace = 'sp_users'::regnamespace AND prosecdef AND proconfig IS NULL)") || failed=1
+echo "$out" | grep -q '^layout=reference$' && [ "$w3" = "w3=true,false,0" ] &&
+  echo "ok - a third worker: banned_ips placed there, is_banned exact, definer functions pinned ($w3)" ||
+  { echo "not ok - a third worker ($w3; $out)"; failed=1; }
+
 exit $failed
