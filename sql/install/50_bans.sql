@@ -19,6 +19,12 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._escalated_expiry(timestamptz, timestamptz, interval, bigint) IS
 'Internal: start + _escalated_duration(duration, previous_bans), given plain_expiry = start + duration (returned when nothing escalates). Immutable (an escalated duration is whole microseconds), so ban_ip''s upsert holds only immutable expressions in DO UPDATE SET, as Citus requires.';
 
+CREATE FUNCTION sp_users._refuse_citus_replays() RETURNS void
+AS 'MODULE_PATHNAME', 'sp_users_refuse_citus_replays'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION sp_users._refuse_citus_replays() IS
+'Internal: on a Citus node, 0A000 while this transaction has SET LOCAL commands that Citus would replay on the other nodes, where a change of banned_ips runs as the owner of sp_users (citus.propagate_set_commands = local); nothing elsewhere. Called first by every function that changes bans.';
+
 CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
                                         OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint,
                                         OUT refreshes bigint, OUT changes_applied bigint, OUT shared_bytes bigint, OUT publishes bigint)
@@ -55,6 +61,7 @@ AS $$
 DECLARE
     net inet := sp_users.normalize_ip(ip); -- first: bad text is 22P02 whatever the table holds
 BEGIN
+    PERFORM sp_users._refuse_citus_replays();
     DELETE FROM sp_users.banned_ips b WHERE b.ip_address = net;
     RETURN FOUND;
 END
@@ -65,6 +72,7 @@ CREATE FUNCTION sp_users.cleanup_expired_bans() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT sp_users._refuse_citus_replays();
     WITH gone AS (DELETE FROM sp_users.banned_ips b WHERE b.expires_at <= now() RETURNING 1)
     SELECT count(*) FROM gone
 $$;

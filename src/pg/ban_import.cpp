@@ -3,6 +3,7 @@
 // ban_ip's upsert rules, and the statement triggers log them and queue one invalidation.
 #include "core/blocklist.hpp"
 #include "pg/address_pg.hpp"
+#include "pg/citus.hpp"
 #include "pg/kept_statement.hpp"
 
 extern "C" {
@@ -54,6 +55,7 @@ SP_FUNCTION(sp_users_ban_ips) {
     int64 inserted = 0, applied = 0;
     pg_call([&] {
         auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+        sp::pg::citus::refuse_propagated_settings();
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
         LOCAL_FCINFO(dur, 1);
         dur->nargs = 1;

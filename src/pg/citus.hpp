@@ -19,4 +19,10 @@ Oid local_relation(Oid relid);
 // The table of `relid` (relid itself unless it is an index).
 Oid table_of(Oid relid);
 
+// Called before a definer function writes banned_ips, which Citus sends as text to every other
+// node, where it runs as the function's owner under the session settings Citus carries over: the
+// SET LOCAL commands recorded while citus.propagate_set_commands = 'local' (a search_path, say).
+// Raises 0A000 while this transaction has any such command pending; nothing without Citus.
+void refuse_propagated_settings();
+
 } // namespace sp::pg::citus

@@ -1,5 +1,6 @@
 // The request-path writes in C: each runs one kept statement (pg/kept_statement.hpp), the same
 // statement the 0.3.0 PL/pgSQL bodies ran, and raises the same errors without internal context.
+#include "pg/citus.hpp"
 #include "pg/errors.hpp"
 #include "pg/kept_statement.hpp"
 #include "pg/lookup.hpp"
@@ -36,14 +37,22 @@ Datum row_datum(FunctionCallInfo fcinfo, uint64 row, MemoryContext upper) {
 }
 
 // Connects SPI, runs body(), disconnects; errors unwind through pg_call (SPI is cleaned up by the
-// transaction's abort).
+// transaction's abort). A data error of the caller's making (class 22 or 23: a NULL name, a
+// duplicate session id, an expiry out of range) loses its CONTEXT: the kept statement that
+// raised it is internal, its text no help to the caller.
 template <typename Body>
 void with_spi(Body body) {
-    pg_call([&] {
-        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-        body();
-        SPI_finish();
-    });
+    try {
+        pg_call([&] {
+            if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+            body();
+            SPI_finish();
+        });
+    } catch (const sp::pg::PgError& e) {
+        const int category = ERRCODE_TO_CATEGORY(e.data()->sqlerrcode);
+        if (category == ERRCODE_DATA_EXCEPTION || category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) e.data()->context = nullptr;
+        throw;
+    }
 }
 
 KeptStatement touch_statement{
@@ -257,6 +266,7 @@ SP_FUNCTION(sp_users_ban_ip) {
     MemoryContext upper = CurrentMemoryContext;
     LOCAL_FCINFO(args, 11);
     pg_call([&] {
+        sp::pg::citus::refuse_propagated_settings();
         if (PG_ARGISNULL(0)) raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, "ip must not be NULL");
         // In the statement's order: the address, then the duration, then now() + duration.
         DirectFunctionCall1(sp_users_normalize_ip, PG_GETARG_DATUM(0));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sp_users on a real Citus cluster (scripts/citus: Citus 13.0.5 built from the vendored release and
 # cached, a coordinator and two workers on this machine): sp_users.distribute() and the ban path on
-# every node (test/citus/bans.py), the pgTAP suite against the coordinator after distribute(), and
+# every node (test/citus/bans.py), what keeps it safe there (test/citus/security.py), the pgTAP suite against the coordinator after distribute(), and
 # the anonymous clean-up scheduled with pg_cron on the coordinator.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -24,6 +24,9 @@ psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION sp_users"
 psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION pgtap"
 echo "pgTAP on the Citus coordinator:"
 PGOPTIONS='-c citus.enable_ddl_propagation=off' pg_prove test/pgtap/*.sql || failed=1
+
+# After the suite: it leaves a user and roles behind, which the suite's counts would see.
+/usr/bin/python3 test/citus/security.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
 
 # The clean-up is scheduled from the coordinator's pg_cron (pg_cron exists only there: Citus would
 # propagate CREATE EXTENSION to workers that do not preload it).

@@ -7,7 +7,8 @@ passed=0
 fail() { echo "FAIL: $*"; exit 1; }
 ok() { passed=$((passed + 1)); echo "ok $passed - $*"; }
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-psql -X -q -d $DB -c "CREATE EXTENSION sp_users" -c "SELECT count(*) FROM sp_users.create_user('ada', 'ada@example.com')" >/dev/null
+psql -X -q -d $DB -c "CREATE EXTENSION sp_users" -c "SELECT count(*) FROM sp_users.create_user('ada', 'ada@example.com')" \
+  -c "SELECT count(*) FROM sp_users.start_session(NULL, 'dup-session')" >/dev/null
 # statement | SQLSTATE | expected message
 while IFS='|' read -r sql state message; do
   [ -z "$sql" ] && continue
@@ -40,6 +41,9 @@ SELECT sp_users.create_user(repeat('n', 256), 'long-name@example.com')|23514|inv
 SELECT sp_users.start_session(NULL, repeat('s', 300))|23514|invalid session id: it has 300 characters, at most 255 are allowed
 SELECT sp_users.start_session(NULL, '')|23514|invalid session id: it must not be empty
 SELECT sp_users.is_banned('010.1.1.1')|22P02|invalid IP address or network: "010.1.1.1" (an IPv4 octet with a leading zero is ambiguous
+SELECT sp_users.create_user(NULL, 'null-name@example.com')|23502|null value in column "name" of relation "users" violates not-null constraint
+SELECT sp_users.start_session(NULL, 'dup-session')|23505|duplicate key value violates unique constraint "user_sessions_pkey"
+SELECT sp_users.start_session(NULL, 'long-session', expires_in => '100000000 years')|22008|timestamp out of range
 SELECT sp_users.create_anonymous('has space')|23514|invalid email address "has space@anonymous.local" from the fingerprint: it contains white space
 CASES
 [ "$(psql -X -At -d $DB -c "SELECT sp_users.email_problem('user@localhost') IS NULL")" = t ] || fail "user@localhost must stay valid"
