@@ -18,6 +18,11 @@ BEGIN
     FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace
                 AND p.prosecdef
+                -- C functions that run only kept statements bind them under pg_catalog alone on a
+                -- Citus node at each execution (src/pg/citus.hpp), without the clause's cost
+                AND NOT (p.prolang OPERATOR(pg_catalog.=) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'c')
+                         AND p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['ban_ip', 'ban_ips', 'create_user', 'create_user_if_absent',
+                                                                          'start_session', 'touch_session', 'end_session']))
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c(setting)
                                  WHERE c.setting OPERATOR(pg_catalog.~~) 'search\_path=%')
     LOOP
@@ -28,7 +33,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users._pin_search_paths() IS
-'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path. Returns how many it changed.';
+'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path — except the C request-path writes, which run their kept statements under pg_catalog alone on a Citus node. Returns how many it changed.';
 
 -- Citus sends a change of banned_ips as text to every other node, where it runs as the owner of
 -- sp_users with that connection's default search_path and with pg_catalog names left unqualified:

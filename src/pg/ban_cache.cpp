@@ -250,7 +250,10 @@ bool lookup_by_index(State& s, const sp::core::Address& addr, TimestampTz now) {
     }
     Datum values[2] = {InetPGetDatum(inet_from_address(addr)), TimestampTzGetDatum(now)};
     Scope scope;
-    int rc = SPI_execute_snapshot(s.fallback_plan, values, nullptr, lookup_snapshot(&scope), InvalidSnapshot, true, false, 1);
+    int rc = 0;
+    sp::pg::citus::with_catalog_path([&] {
+        rc = SPI_execute_snapshot(s.fallback_plan, values, nullptr, lookup_snapshot(&scope), InvalidSnapshot, true, false, 1);
+    });
     if (rc != SPI_OK_SELECT || SPI_processed != 1) elog(ERROR, "sp_users: ban lookup failed");
     bool isnull = false;
     bool banned = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

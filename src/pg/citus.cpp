@@ -66,6 +66,8 @@ bool has_text(StringInfo s) { return s != nullptr && s->len > 0; }
 
 } // namespace
 
+bool loaded() { return citus_sets().loaded(); }
+
 void refuse_propagated_settings() {
     CitusSets& c = citus_sets();
     if (!c.loaded() && GetConfigOption("citus.propagate_set_commands", true, false) == nullptr) return; // no Citus

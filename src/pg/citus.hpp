@@ -19,6 +19,25 @@ Oid local_relation(Oid relid);
 // The table of `relid` (relid itself unless it is an index).
 Oid table_of(Oid relid);
 
+// True when Citus is loaded in this server (it must be preloaded to work at all).
+bool loaded();
+
+// Runs `body` with pg_catalog as the whole search path when Citus is loaded: Citus re-parses the
+// statements it routes (also in this backend, for a local placement) from text that leaves
+// pg_catalog names unqualified, under the search path of the moment. A kept statement is bound at
+// prepare time elsewhere; on Citus it must be bound again the same way at each execution.
+template <typename Body>
+void with_catalog_path(Body body) {
+    if (!loaded()) return body();
+    OverrideSearchPath path{};
+    path.schemas = NIL;
+    path.addCatalog = true;
+    path.addTemp = false;
+    PushOverrideSearchPath(&path);
+    body(); // an error pops it with the (sub)transaction's abort
+    PopOverrideSearchPath();
+}
+
 // Called before a definer function writes banned_ips, which Citus sends as text to every other
 // node, where it runs as the function's owner under the session settings Citus carries over: the
 // SET LOCAL commands recorded while citus.propagate_set_commands = 'local' (a search_path, say).

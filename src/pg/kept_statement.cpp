@@ -1,5 +1,7 @@
 #include "pg/kept_statement.hpp"
 
+#include "pg/citus.hpp"
+
 namespace sp::pg {
 
 uint64 run_kept(KeptStatement& k, FunctionCallInfo fcinfo) {
@@ -21,7 +23,8 @@ uint64 run_kept(KeptStatement& k, FunctionCallInfo fcinfo) {
         values[i] = fcinfo->args[i].value;
         nulls[i] = fcinfo->args[i].isnull ? 'n' : ' ';
     }
-    int rc = SPI_execute_plan(k.plan, values, nulls, false, 0);
+    int rc = 0;
+    citus::with_catalog_path([&] { rc = SPI_execute_plan(k.plan, values, nulls, false, 0); });
     if (rc < 0) elog(ERROR, "SPI_execute_plan failed (%s): %s", SPI_result_code_string(rc), k.sql);
     return SPI_processed;
 }
