@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # sp_users on a real Citus cluster (scripts/citus: Citus 13.0.5 built from the vendored release and
 # cached, a coordinator and two workers on this machine): sp_users.distribute() and the ban path on
-# every node (test/citus/bans.py), what keeps it safe there (test/citus/security.py), the pgTAP suite against the coordinator after distribute(), and
-# the anonymous clean-up scheduled with pg_cron on the coordinator.
+# every node (test/citus/bans.py), the pgTAP suite against the coordinator after distribute(), what
+# keeps the nodes safe (test/citus/security.py), a third worker and a rebalance, and a live run of
+# the anonymous clean-up from pg_cron on the coordinator (waits for the next minute, at most 80 s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export SP_USERS_CITUS_DIR=${SP_USERS_CITUS_TEST_DIR:-/tmp/sp_users-citus-test} SP_USERS_CITUS_PORT=${SP_USERS_CITUS_TEST_PORT:-54850}
@@ -28,23 +29,20 @@ PGOPTIONS='-c citus.enable_ddl_propagation=off' pg_prove test/pgtap/*.sql || fai
 # After the suite: it leaves a user and roles behind, which the suite's counts would see.
 /usr/bin/python3 test/citus/security.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
 
-# The clean-up is scheduled from the coordinator's pg_cron (pg_cron exists only there: Citus would
-# propagate CREATE EXTENSION to workers that do not preload it).
+# The clean-up, scheduled every minute in the coordinator's pg_cron (pg_cron exists only there:
+# Citus would propagate CREATE EXTENSION to workers that do not preload it), runs live while the
+# third worker is added below; checked at the end.
 out=$(psql -X -At -v ON_ERROR_STOP=1 <<'SQL'
 SET citus.enable_ddl_propagation = off;
 CREATE EXTENSION pg_cron;
 RESET citus.enable_ddl_propagation;
-SELECT sp_users.schedule_anonymous_cleanup();
-SELECT 'jobs=' || count(*) FROM cron.job WHERE jobname = 'sp_users_cleanup_anonymous' AND database = current_database();
-SELECT 'created=' || count(*) FROM sp_users.create_anonymous('fp-citus');
-UPDATE sp_users.users SET created_at = now() - interval '40 days' WHERE 'anonymous' = ANY (roles);
-CALL sp_users.run_anonymous_cleanup(retention_days => 30, enforce => true);
-SELECT 'left=' || count(*) FROM sp_users.users WHERE 'anonymous' = ANY (roles);
+SELECT 'job=' || sp_users.schedule_anonymous_cleanup('* * * * *', 30, true);
+SELECT 'created=' || count(*) FROM sp_users.create_anonymous('fp-citus-old');
+UPDATE sp_users.users SET created_at = now() - interval '40 days' WHERE email = 'fp-citus-old@anonymous.local';
+SELECT 'created=' || count(*) FROM sp_users.create_anonymous('fp-citus-new');
 SQL
 ) || failed=1
-echo "$out"
-[ "$(echo "$out" | grep -E '^(jobs|created|left)=' | tr '\n' ' ')" = "jobs=1 created=1 left=0 " ] && echo "ok - clean-up scheduled in the coordinator's pg_cron, and it runs there" ||
-  { echo "not ok - clean-up on the coordinator (want jobs=1 created=1 left=0)"; failed=1; }
+job=$(echo "$out" | sed -n 's/^job=//p')
 
 # A third worker: distribute() again gives it its banned_ips placement and pinned functions; a
 # rebalance (nothing of sp_users is hash-distributed today) leaves every node exact.
@@ -60,5 +58,19 @@ w3=$(scripts/citus psql w3 -At -c "SELECT 'w3=' || sp_users.is_banned('192.0.2.7
 echo "$out" | grep -q '^layout=reference$' && [ "$w3" = "w3=true,false,0" ] &&
   echo "ok - a third worker: banned_ips placed there, is_banned exact, definer functions pinned ($w3)" ||
   { echo "not ok - a third worker ($w3; $out)"; failed=1; }
+
+echo "waiting for pg_cron on the coordinator (at most 80 s) ..."
+for _ in $(seq 1 80); do
+  [ "$(psql -X -At -c "SELECT count(*) FROM cron.job_run_details WHERE jobid = ${job:-0} AND status = 'succeeded'")" -ge 1 ] && break
+  sleep 1
+done
+res=$(psql -X -At -c "SELECT (SELECT count(*) FROM cron.job_run_details WHERE jobid = ${job:-0} AND status = 'succeeded') || ',' ||
+                              (SELECT string_agg(split_part(email, '@', 1), ' ' ORDER BY email) FROM sp_users.users WHERE 'anonymous' = ANY (roles)) || ',' ||
+                              (SELECT count(*) FROM sp_users.job_runs WHERE enforce AND rows_affected >= 1)") || failed=1
+case "$res" in
+  [1-9]*,fp-citus-new,[1-9]*) echo "ok - pg_cron on the coordinator ran the clean-up: the expired anonymous user is gone, the recent one stays ($res)" ;;
+  *) echo "not ok - pg_cron clean-up on the coordinator (succeeded runs, anonymous left, job_runs: $res)"; failed=1 ;;
+esac
+psql -X -q -c "SELECT sp_users.unschedule_anonymous_cleanup()" >/dev/null || failed=1
 
 exit $failed
