@@ -287,7 +287,7 @@ AS $$
 DECLARE
     net inet := sp_users.normalize_ip(ip); -- first: bad text is 22P02 whatever the table holds
 BEGIN
-    PERFORM sp_users._refuse_citus_replays();
+    PERFORM sp_users._citus_session();
     DELETE FROM sp_users.banned_ips b WHERE b.ip_address = net;
     RETURN FOUND;
 END
@@ -1593,29 +1593,120 @@ COMMENT ON FUNCTION sp_users.merge_users(uuid, uuid) IS
 'Moves every row that points at source to target — in every table of the database with a single-column foreign key to sp_users.users(id), whatever its schema, and in every column registered with register_user_reference — then deletes source, in one transaction. Both users are locked in id order first, tables are processed in a fixed order, so concurrent merges cannot deadlock each other. When a moved row would violate a unique index that has the user column as a key column (the target already has its counterpart; partial indexes, expression keys and NULLS NOT DISTINCT included), the target''s row is kept and the source''s is deleted, counted under tables->''dropped_duplicates''. Returns sessions moved, total rows moved, and tables: {"schema.table.column": rows moved} (zeros included). Per column, set_merge_policy makes a merge delete the source''s rows instead (counted under tables->''deleted_with_source'') or refuse while there are any (keep: 2BP01). Source = target raises 22023; a missing (or deleted) user P0002.';
 
 -- ==== Scale-out on Citus (issue 17). Same text as sql/install/50_bans.sql (_escalated_expiry,
--- _refuse_citus_replays, cleanup_expired_bans) and sql/install/88_citus.sql.
+-- _citus_session and the ban functions that call it), sql/install/75_brute_force.sql
+-- (_address_banned) and sql/install/88_citus.sql.
 CREATE FUNCTION sp_users._escalated_expiry(start timestamptz, plain_expiry timestamptz, duration interval, previous_bans bigint) RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'sp_users_escalated_expiry'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._escalated_expiry(timestamptz, timestamptz, interval, bigint) IS
 'Internal: start + _escalated_duration(duration, previous_bans), given plain_expiry = start + duration (returned when nothing escalates). Immutable (an escalated duration is whole microseconds), so ban_ip''s upsert holds only immutable expressions in DO UPDATE SET, as Citus requires.';
 
-CREATE FUNCTION sp_users._refuse_citus_replays() RETURNS void
-AS 'MODULE_PATHNAME', 'sp_users_refuse_citus_replays'
+CREATE FUNCTION sp_users._citus_session() RETURNS void
+AS 'MODULE_PATHNAME', 'sp_users_citus_session'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sp_users._refuse_citus_replays() IS
-'Internal: on a Citus node, 0A000 while this transaction has SET LOCAL commands that Citus would replay on the other nodes, where a change of banned_ips runs as the owner of sp_users (citus.propagate_set_commands = local); nothing elsewhere. Called first by every function that changes bans.';
+COMMENT ON FUNCTION sp_users._citus_session() IS
+'Internal: on a Citus node, makes the settings that decide how Citus writes a statement and how other nodes read it canonical (search_path, DateStyle, IntervalStyle, standard_conforming_strings) here and, by Citus'' SET LOCAL propagation, on every node the transaction reaches, after any the caller had Citus replay there; until the calling function''s SET clause ends. Nothing elsewhere. Called first by every function whose statements on banned_ips Citus may run on other nodes as the owner.';
+
+CREATE OR REPLACE FUNCTION sp_users.unban_ip(ip text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    net inet := sp_users.normalize_ip(ip); -- first: bad text is 22P02 whatever the table holds
+BEGIN
+    PERFORM sp_users._citus_session();
+    DELETE FROM sp_users.banned_ips b WHERE b.ip_address = net;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION sp_users.unban_ip(text) IS 'Removes exactly that entry (an address, or a network; covering or covered entries stay). False when there was none.';
 
 CREATE OR REPLACE FUNCTION sp_users.cleanup_expired_bans() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT sp_users._refuse_citus_replays();
+    SELECT sp_users._citus_session();
     WITH gone AS (DELETE FROM sp_users.banned_ips b WHERE b.expires_at <= now() RETURNING 1)
     SELECT count(*) FROM gone
 $$;
 COMMENT ON FUNCTION sp_users.cleanup_expired_bans() IS 'Deletes bans whose expiry has passed (never permanent ones); returns how many. Expired bans already stop applying without it: this only reclaims space (and forgets ban counts).';
 
+CREATE OR REPLACE FUNCTION sp_users.list_bans_by_source(source text, lim integer DEFAULT 100) RETURNS SETOF sp_users.banned_ips
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT sp_users._citus_session();
+    SELECT * FROM sp_users.banned_ips b
+     WHERE b.ban_source = $1 AND (b.expires_at IS NULL OR b.expires_at > now())
+     ORDER BY b.banned_at DESC, b.ip_address
+     LIMIT sp_users._page_limit($2)
+$$;
+COMMENT ON FUNCTION sp_users.list_bans_by_source(text, integer) IS 'Active bans with this ban_source, most recent first; lim capped at 100.';
+
+CREATE OR REPLACE FUNCTION sp_users.list_bans_by_fingerprint(fingerprint text) RETURNS SETOF sp_users.banned_ips
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT sp_users._citus_session();
+    SELECT * FROM sp_users.banned_ips b WHERE b.source_fingerprint = $1 ORDER BY b.banned_at DESC, b.ip_address
+$$;
+COMMENT ON FUNCTION sp_users.list_bans_by_fingerprint(text) IS 'Every ban (active or expired) recorded with this source fingerprint, most recent first.';
+
+CREATE OR REPLACE FUNCTION sp_users.count_active_bans() RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS $$
+BEGIN
+    PERFORM sp_users._citus_session();
+    RETURN (SELECT pg_catalog.count(*) FROM sp_users.banned_ips b
+             WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
+END
+$$;
+COMMENT ON FUNCTION sp_users.count_active_bans() IS 'Number of active bans (addresses and networks).';
+
+CREATE OR REPLACE FUNCTION sp_users._address_banned(kind text, addr inet, failures integer,
+                                         OUT address_banned_until timestamptz, OUT network inet, OUT network_banned_until timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p sp_users.failure_policies;
+    prev integer;
+    ban sp_users.banned_ips;
+    net inet;
+    banned_in_net bigint;
+BEGIN
+    PERFORM sp_users._citus_session(); -- it reads and changes banned_ips
+    SELECT * INTO STRICT p FROM sp_users.failure_policies fp WHERE fp.kind = _address_banned.kind;
+    SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
+    ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, failures, p.address_window),
+                           sp_users._grown(p.address_ban, 2, coalesce(prev, 0), p.address_ban_max), 'brute_force:' || p.kind);
+    address_banned_until := coalesce(ban.expires_at, 'infinity');
+    DELETE FROM sp_users.address_failures a WHERE a.kind = p.kind AND a.ip_address = addr;
+    IF p.network_after IS NULL THEN
+        RETURN;
+    END IF;
+    net := network(set_masklen(addr, CASE family(addr) WHEN 4 THEN p.network_v4_prefix ELSE p.network_v6_prefix END));
+    -- One network decision at a time; in read committed the count below then sees every ban
+    -- committed before the lock was granted.
+    PERFORM pg_advisory_xact_lock(21328, hashtext('sp_users.network ' || net::text));
+    IF EXISTS (SELECT 1 FROM sp_users.banned_ips b WHERE b.ip_address >>= net AND (b.expires_at IS NULL OR b.expires_at > now())) THEN
+        RETURN; -- already banned, by this or by a covering network
+    END IF;
+    SELECT count(*) INTO banned_in_net FROM sp_users.banned_ips b
+     WHERE b.ip_address << net AND masklen(b.ip_address) = (CASE family(addr) WHEN 4 THEN 32 ELSE 128 END)
+       AND (b.expires_at IS NULL OR b.expires_at > now());
+    IF banned_in_net >= p.network_after THEN
+        ban := sp_users.ban_ip(host(net) || '/' || masklen(net), format('%s failures: %s banned addresses in %s', p.kind, banned_in_net, net),
+                               p.network_ban, 'brute_force:' || p.kind);
+        network := net;
+        network_banned_until := coalesce(ban.expires_at, 'infinity');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users._address_banned(text, inet, integer) IS 'Internal (record_failure): bans an address whose failures crossed its policy''s threshold, clears its count, and bans its network when enough of its addresses are banned.';
+
+-- What a failure that crossed an account threshold does: the next lockout, growing, capped, or
+-- permanent at the policy's count. Returns the lockout's end.
 -- Scale-out on Citus (docs/scaling.md). Citus is optional: nothing here runs, and no Citus name is
 -- resolved, unless the citus extension exists in the database.
 
@@ -1653,37 +1744,6 @@ $$;
 COMMENT ON FUNCTION sp_users._pin_search_paths() IS
 'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path — except the C request-path writes, which run their kept statements under pg_catalog alone on a Citus node. Returns how many it changed.';
 
--- Citus sends a change of banned_ips as text to every other node, where it runs as the owner of
--- sp_users with that connection's default search_path and with pg_catalog names left unqualified:
--- an object of a better-matching signature in a schema on that path (public.cardinality(text[]),
--- say) would run with the owner's rights. Nobody but superusers may create objects there.
-CREATE FUNCTION sp_users._node_search_path_problem() RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    -- The default search_path of a connection (this function's own is pinned), "$user" being the
-    -- owner of sp_users, as whom Citus connects for the changes.
-    WITH path AS (
-        SELECT CASE WHEN p.name OPERATOR(pg_catalog.=) '$user'
-                    THEN (SELECT e.extowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_extension e
-                           WHERE e.extname OPERATOR(pg_catalog.=) 'sp_users')
-                    ELSE p.name END AS nspname
-          FROM pg_catalog.unnest(pg_catalog.string_to_array(
-                   (SELECT s.reset_val FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_catalog.=) 'search_path'), ',')) AS raw(item),
-               LATERAL (SELECT pg_catalog.btrim(raw.item, ' "') AS name) p)
-    SELECT pg_catalog.string_agg(pg_catalog.format('role %s may create objects in schema %s', r.rolname, n.nspname), '; ')
-      FROM pg_catalog.pg_namespace n
-      JOIN path ON path.nspname OPERATOR(pg_catalog.=) n.nspname
-      -- (predefined roles stand for others: pg_database_owner is the database's owner, listed itself)
-      JOIN (SELECT r.rolname FROM pg_catalog.pg_roles r
-             WHERE NOT r.rolsuper AND r.oid OPERATOR(pg_catalog.>=) 16384
-            UNION ALL SELECT 'public') r
-        ON pg_catalog.has_schema_privilege(r.rolname, n.oid, 'CREATE')
-     WHERE n.nspname OPERATOR(pg_catalog.<>) 'pg_catalog'
-$$;
-COMMENT ON FUNCTION sp_users._node_search_path_problem() IS
-'Internal (sp_users.distribute(), on every Citus node): which non-superuser roles may create objects in a schema on this connection''s default search_path (where Citus'' remote changes of banned_ips resolve the names it leaves unqualified, as the owner of sp_users); NULL when none.';
-
 -- On a worker only the ban functions answer from the distributed data; the rest would read and
 -- write the worker's own, empty, sp_users tables.
 CREATE FUNCTION sp_users._restrict_worker() RETURNS integer
@@ -1697,7 +1757,6 @@ BEGIN
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
     FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace
-                AND p.proname OPERATOR(pg_catalog.!~~) '\_%'
                 AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY[
                     'is_banned', 'get_ban', 'list_active_bans', 'count_active_bans', 'list_bans_by_source',
                     'list_bans_by_fingerprint', 'ban_ip', 'ban_ips', 'unban_ip', 'cleanup_expired_bans',
@@ -1712,7 +1771,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users._restrict_worker() IS
-'Internal (sp_users.distribute(), on every Citus worker): EXECUTE on every public function except the ban functions and the pure helpers, and every table privilege except an administrator''s on banned_ips, are revoked from the sp_users roles there: those calls belong on the coordinator, which holds the users. Returns how many functions it changed.';
+'Internal (sp_users.distribute(), on every Citus worker): EXECUTE on every function (internal ones included) except the ban functions and the pure helpers, and every table privilege except an administrator''s on banned_ips, are revoked from the sp_users roles there: those calls belong on the coordinator, which holds the users. Returns how many functions it changed.';
 
 CREATE FUNCTION sp_users.distribute()
 RETURNS TABLE (relation regclass, placement text)
@@ -1724,7 +1783,6 @@ SET citus.enable_unsafe_triggers = on
 AS $$
 DECLARE
     failures text;
-    problem text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'sp_users.distribute() needs Citus'
@@ -1742,28 +1800,20 @@ BEGIN
         RAISE EXCEPTION 'sp_users.distribute() must run on the Citus coordinator, not on a worker'
             USING ERRCODE = '0A000', HINT = 'Connect to the coordinator and call it there.';
     END IF;
+    -- A worker added since has no placement until Citus copies one: now, not at its first use.
+    PERFORM pg_catalog.replicate_reference_tables();
     -- Every node: definer functions pinned (idempotent; workers added later get theirs when
-    -- distribute() runs again), nobody but superusers able to plant objects where Citus' remote
-    -- statements resolve names; workers: only the ban functions granted.
+    -- distribute() runs again); workers: only the ban functions granted.
     PERFORM sp_users._pin_search_paths();
-    problem := sp_users._node_search_path_problem();
-    IF problem IS NOT NULL THEN
-        failures := 'this node: ' OPERATOR(pg_catalog.||) problem;
-    END IF;
-    SELECT pg_catalog.concat_ws('; ', failures, pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; '))
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; ')
       INTO failures
       FROM pg_catalog.run_command_on_workers(
-               'SELECT pg_catalog.concat_ws(''; '', sp_users._node_search_path_problem(), '
-               'CASE WHEN sp_users._pin_search_paths() OPERATOR(pg_catalog.>=) 0 AND sp_users._restrict_worker() OPERATOR(pg_catalog.>=) 0 THEN NULL END)') r
-     WHERE NOT r.success OR r.result OPERATOR(pg_catalog.<>) '';
-    IF failures IS NOT NULL AND failures OPERATOR(pg_catalog.<>) '' THEN
-        RAISE EXCEPTION 'sp_users.distribute() cannot make every node safe: %', failures
+               'SELECT sp_users._pin_search_paths() OPERATOR(pg_catalog.+) sp_users._restrict_worker()') r
+     WHERE NOT r.success;
+    IF failures IS NOT NULL THEN
+        RAISE EXCEPTION 'sp_users.distribute() could not prepare every worker: %', failures
             USING ERRCODE = '55000',
-                  HINT = 'Every worker must be reachable and have sp_users (CREATE EXTENSION on the coordinator creates it there). '
-                         'Citus runs changes of banned_ips on every node as the owner of sp_users, resolving names it leaves unqualified '
-                         'in the schemas of that connection''s search_path: only superusers may create objects there '
-                         '(REVOKE CREATE ON SCHEMA <schema> FROM <role>, or ALTER ROLE <owner> IN DATABASE <db> SET search_path = pg_catalog). '
-                         'Then run distribute() again.';
+                  HINT = 'Every worker must be reachable and have sp_users (CREATE EXTENSION on the coordinator creates it there); then run distribute() again.';
     END IF;
     -- Bans: a reference table, on every node. Read on every request, small, written rarely: each
     -- node answers is_banned from its own placement, with no network hop.
@@ -1773,8 +1823,6 @@ BEGIN
         -- The rows now live in the placements; the coordinator's own table is an empty shell.
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.banned_ips');
     END IF;
-    -- A worker added since has no placement until Citus copies one: now, not at its first use.
-    PERFORM pg_catalog.replicate_reference_tables();
     RETURN QUERY
         SELECT c.oid::pg_catalog.regclass,
                CASE WHEN p.logicalrelid IS NULL THEN 'coordinator'
@@ -1790,11 +1838,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.distribute() IS
-'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser. Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node, and refuses (55000) while a non-superuser may create objects in a schema on a node''s default search_path (Citus runs changes of banned_ips there as the owner, with names it leaves unqualified) or a worker is unreachable. Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata.';
+'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser. Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';
 
 REVOKE ALL ON FUNCTION sp_users._escalated_expiry(timestamptz, timestamptz, interval, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION sp_users._refuse_citus_replays() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._citus_session() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._pin_search_paths() FROM PUBLIC;
-REVOKE ALL ON FUNCTION sp_users._node_search_path_problem() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._restrict_worker() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users.distribute() FROM PUBLIC;

@@ -19,11 +19,11 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._escalated_expiry(timestamptz, timestamptz, interval, bigint) IS
 'Internal: start + _escalated_duration(duration, previous_bans), given plain_expiry = start + duration (returned when nothing escalates). Immutable (an escalated duration is whole microseconds), so ban_ip''s upsert holds only immutable expressions in DO UPDATE SET, as Citus requires.';
 
-CREATE FUNCTION sp_users._refuse_citus_replays() RETURNS void
-AS 'MODULE_PATHNAME', 'sp_users_refuse_citus_replays'
+CREATE FUNCTION sp_users._citus_session() RETURNS void
+AS 'MODULE_PATHNAME', 'sp_users_citus_session'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION sp_users._refuse_citus_replays() IS
-'Internal: on a Citus node, 0A000 while this transaction has SET LOCAL commands that Citus would replay on the other nodes, where a change of banned_ips runs as the owner of sp_users (citus.propagate_set_commands = local); nothing elsewhere. Called first by every function that changes bans.';
+COMMENT ON FUNCTION sp_users._citus_session() IS
+'Internal: on a Citus node, makes the settings that decide how Citus writes a statement and how other nodes read it canonical (search_path, DateStyle, IntervalStyle, standard_conforming_strings) here and, by Citus'' SET LOCAL propagation, on every node the transaction reaches, after any the caller had Citus replay there; until the calling function''s SET clause ends. Nothing elsewhere. Called first by every function whose statements on banned_ips Citus may run on other nodes as the owner.';
 
 CREATE FUNCTION sp_users.ban_cache_info(OUT entries bigint, OUT memory_bytes bigint, OUT rebuilds bigint,
                                         OUT last_rebuild_ms double precision, OUT valid boolean, OUT fallback_lookups bigint,
@@ -61,7 +61,7 @@ AS $$
 DECLARE
     net inet := sp_users.normalize_ip(ip); -- first: bad text is 22P02 whatever the table holds
 BEGIN
-    PERFORM sp_users._refuse_citus_replays();
+    PERFORM sp_users._citus_session();
     DELETE FROM sp_users.banned_ips b WHERE b.ip_address = net;
     RETURN FOUND;
 END
@@ -72,7 +72,7 @@ CREATE FUNCTION sp_users.cleanup_expired_bans() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT sp_users._refuse_citus_replays();
+    SELECT sp_users._citus_session();
     WITH gone AS (DELETE FROM sp_users.banned_ips b WHERE b.expires_at <= now() RETURNING 1)
     SELECT count(*) FROM gone
 $$;
@@ -87,6 +87,7 @@ CREATE FUNCTION sp_users.list_bans_by_source(source text, lim integer DEFAULT 10
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT sp_users._citus_session();
     SELECT * FROM sp_users.banned_ips b
      WHERE b.ban_source = $1 AND (b.expires_at IS NULL OR b.expires_at > now())
      ORDER BY b.banned_at DESC, b.ip_address
@@ -98,6 +99,7 @@ CREATE FUNCTION sp_users.list_bans_by_fingerprint(fingerprint text) RETURNS SETO
 LANGUAGE sql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT sp_users._citus_session();
     SELECT * FROM sp_users.banned_ips b WHERE b.source_fingerprint = $1 ORDER BY b.banned_at DESC, b.ip_address
 $$;
 COMMENT ON FUNCTION sp_users.list_bans_by_fingerprint(text) IS 'Every ban (active or expired) recorded with this source fingerprint, most recent first.';
@@ -106,6 +108,7 @@ CREATE FUNCTION sp_users.count_active_bans() RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
 BEGIN
+    PERFORM sp_users._citus_session();
     RETURN (SELECT pg_catalog.count(*) FROM sp_users.banned_ips b
              WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
 END

@@ -122,6 +122,7 @@ DECLARE
     net inet;
     banned_in_net bigint;
 BEGIN
+    PERFORM sp_users._citus_session(); -- it reads and changes banned_ips
     SELECT * INTO STRICT p FROM sp_users.failure_policies fp WHERE fp.kind = _address_banned.kind;
     SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
     ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, failures, p.address_window),

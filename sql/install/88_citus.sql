@@ -35,37 +35,6 @@ $$;
 COMMENT ON FUNCTION sp_users._pin_search_paths() IS
 'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path — except the C request-path writes, which run their kept statements under pg_catalog alone on a Citus node. Returns how many it changed.';
 
--- Citus sends a change of banned_ips as text to every other node, where it runs as the owner of
--- sp_users with that connection's default search_path and with pg_catalog names left unqualified:
--- an object of a better-matching signature in a schema on that path (public.cardinality(text[]),
--- say) would run with the owner's rights. Nobody but superusers may create objects there.
-CREATE FUNCTION sp_users._node_search_path_problem() RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    -- The default search_path of a connection (this function's own is pinned), "$user" being the
-    -- owner of sp_users, as whom Citus connects for the changes.
-    WITH path AS (
-        SELECT CASE WHEN p.name OPERATOR(pg_catalog.=) '$user'
-                    THEN (SELECT e.extowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_extension e
-                           WHERE e.extname OPERATOR(pg_catalog.=) 'sp_users')
-                    ELSE p.name END AS nspname
-          FROM pg_catalog.unnest(pg_catalog.string_to_array(
-                   (SELECT s.reset_val FROM pg_catalog.pg_settings s WHERE s.name OPERATOR(pg_catalog.=) 'search_path'), ',')) AS raw(item),
-               LATERAL (SELECT pg_catalog.btrim(raw.item, ' "') AS name) p)
-    SELECT pg_catalog.string_agg(pg_catalog.format('role %s may create objects in schema %s', r.rolname, n.nspname), '; ')
-      FROM pg_catalog.pg_namespace n
-      JOIN path ON path.nspname OPERATOR(pg_catalog.=) n.nspname
-      -- (predefined roles stand for others: pg_database_owner is the database's owner, listed itself)
-      JOIN (SELECT r.rolname FROM pg_catalog.pg_roles r
-             WHERE NOT r.rolsuper AND r.oid OPERATOR(pg_catalog.>=) 16384
-            UNION ALL SELECT 'public') r
-        ON pg_catalog.has_schema_privilege(r.rolname, n.oid, 'CREATE')
-     WHERE n.nspname OPERATOR(pg_catalog.<>) 'pg_catalog'
-$$;
-COMMENT ON FUNCTION sp_users._node_search_path_problem() IS
-'Internal (sp_users.distribute(), on every Citus node): which non-superuser roles may create objects in a schema on this connection''s default search_path (where Citus'' remote changes of banned_ips resolve the names it leaves unqualified, as the owner of sp_users); NULL when none.';
-
 -- On a worker only the ban functions answer from the distributed data; the rest would read and
 -- write the worker's own, empty, sp_users tables.
 CREATE FUNCTION sp_users._restrict_worker() RETURNS integer
@@ -79,7 +48,6 @@ BEGIN
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
     FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace
-                AND p.proname OPERATOR(pg_catalog.!~~) '\_%'
                 AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY[
                     'is_banned', 'get_ban', 'list_active_bans', 'count_active_bans', 'list_bans_by_source',
                     'list_bans_by_fingerprint', 'ban_ip', 'ban_ips', 'unban_ip', 'cleanup_expired_bans',
@@ -94,7 +62,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users._restrict_worker() IS
-'Internal (sp_users.distribute(), on every Citus worker): EXECUTE on every public function except the ban functions and the pure helpers, and every table privilege except an administrator''s on banned_ips, are revoked from the sp_users roles there: those calls belong on the coordinator, which holds the users. Returns how many functions it changed.';
+'Internal (sp_users.distribute(), on every Citus worker): EXECUTE on every function (internal ones included) except the ban functions and the pure helpers, and every table privilege except an administrator''s on banned_ips, are revoked from the sp_users roles there: those calls belong on the coordinator, which holds the users. Returns how many functions it changed.';
 
 CREATE FUNCTION sp_users.distribute()
 RETURNS TABLE (relation regclass, placement text)
@@ -106,7 +74,6 @@ SET citus.enable_unsafe_triggers = on
 AS $$
 DECLARE
     failures text;
-    problem text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'sp_users.distribute() needs Citus'
@@ -124,28 +91,20 @@ BEGIN
         RAISE EXCEPTION 'sp_users.distribute() must run on the Citus coordinator, not on a worker'
             USING ERRCODE = '0A000', HINT = 'Connect to the coordinator and call it there.';
     END IF;
+    -- A worker added since has no placement until Citus copies one: now, not at its first use.
+    PERFORM pg_catalog.replicate_reference_tables();
     -- Every node: definer functions pinned (idempotent; workers added later get theirs when
-    -- distribute() runs again), nobody but superusers able to plant objects where Citus' remote
-    -- statements resolve names; workers: only the ban functions granted.
+    -- distribute() runs again); workers: only the ban functions granted.
     PERFORM sp_users._pin_search_paths();
-    problem := sp_users._node_search_path_problem();
-    IF problem IS NOT NULL THEN
-        failures := 'this node: ' OPERATOR(pg_catalog.||) problem;
-    END IF;
-    SELECT pg_catalog.concat_ws('; ', failures, pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; '))
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; ')
       INTO failures
       FROM pg_catalog.run_command_on_workers(
-               'SELECT pg_catalog.concat_ws(''; '', sp_users._node_search_path_problem(), '
-               'CASE WHEN sp_users._pin_search_paths() OPERATOR(pg_catalog.>=) 0 AND sp_users._restrict_worker() OPERATOR(pg_catalog.>=) 0 THEN NULL END)') r
-     WHERE NOT r.success OR r.result OPERATOR(pg_catalog.<>) '';
-    IF failures IS NOT NULL AND failures OPERATOR(pg_catalog.<>) '' THEN
-        RAISE EXCEPTION 'sp_users.distribute() cannot make every node safe: %', failures
+               'SELECT sp_users._pin_search_paths() OPERATOR(pg_catalog.+) sp_users._restrict_worker()') r
+     WHERE NOT r.success;
+    IF failures IS NOT NULL THEN
+        RAISE EXCEPTION 'sp_users.distribute() could not prepare every worker: %', failures
             USING ERRCODE = '55000',
-                  HINT = 'Every worker must be reachable and have sp_users (CREATE EXTENSION on the coordinator creates it there). '
-                         'Citus runs changes of banned_ips on every node as the owner of sp_users, resolving names it leaves unqualified '
-                         'in the schemas of that connection''s search_path: only superusers may create objects there '
-                         '(REVOKE CREATE ON SCHEMA <schema> FROM <role>, or ALTER ROLE <owner> IN DATABASE <db> SET search_path = pg_catalog). '
-                         'Then run distribute() again.';
+                  HINT = 'Every worker must be reachable and have sp_users (CREATE EXTENSION on the coordinator creates it there); then run distribute() again.';
     END IF;
     -- Bans: a reference table, on every node. Read on every request, small, written rarely: each
     -- node answers is_banned from its own placement, with no network hop.
@@ -155,8 +114,6 @@ BEGIN
         -- The rows now live in the placements; the coordinator's own table is an empty shell.
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.banned_ips');
     END IF;
-    -- A worker added since has no placement until Citus copies one: now, not at its first use.
-    PERFORM pg_catalog.replicate_reference_tables();
     RETURN QUERY
         SELECT c.oid::pg_catalog.regclass,
                CASE WHEN p.logicalrelid IS NULL THEN 'coordinator'
@@ -172,4 +129,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.distribute() IS
-'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser. Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node, and refuses (55000) while a non-superuser may create objects in a schema on a node''s default search_path (Citus runs changes of banned_ips there as the owner, with names it leaves unqualified) or a worker is unreachable. Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata.';
+'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser. Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';

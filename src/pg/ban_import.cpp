@@ -55,8 +55,8 @@ SP_FUNCTION(sp_users_ban_ips) {
     int64 inserted = 0, applied = 0;
     pg_call([&] {
         auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-        sp::pg::citus::refuse_propagated_settings();
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+        const int nest = sp::pg::citus::begin_canonical(); // on Citus, the upsert runs on every node as the owner
         LOCAL_FCINFO(dur, 1);
         dur->nargs = 1;
         dur->args[0] = fcinfo->args[2];
@@ -83,6 +83,7 @@ SP_FUNCTION(sp_users_ban_ips) {
             inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
             applied = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
         }
+        sp::pg::citus::end_canonical(nest);
         SPI_finish();
         for (const auto& p : parsed.problems) {
             int shown = pg_mbcliplen(p.entry.data(), int(p.entry.size()), int(p.entry.size()));

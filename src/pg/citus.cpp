@@ -40,54 +40,56 @@ int shard_of(Oid table, int64* shard) {
     return count;
 }
 
-// What Citus 13 keeps of the SET LOCAL commands it will replay on every remote transaction
-// (distributed/transaction_management.h): the current (sub)transaction's, and each open
-// subtransaction's. Found in the loaded citus.so, as PostgreSQL loads libraries RTLD_GLOBAL.
-struct CitusSubXact {
-    SubTransactionId sub_id;
-    StringInfo set_local_commands;
-};
-struct CitusSets {
-    bool looked = false;
-    StringInfo* active = nullptr;                 // activeSetStmts
-    List* (*subtransactions)(void) = nullptr;     // ActiveSubXactContexts()
-    bool loaded() const noexcept { return active != nullptr || subtransactions != nullptr; }
-};
-CitusSets& citus_sets() {
-    static CitusSets c;
-    if (!c.looked) {
-        c.looked = true; // citus.so is preloaded (shared_preload_libraries) or not at all
-        c.active = static_cast<StringInfo*>(dlsym(RTLD_DEFAULT, "activeSetStmts"));
-        c.subtransactions = reinterpret_cast<List* (*)(void)>(dlsym(RTLD_DEFAULT, "ActiveSubXactContexts"));
-    }
-    return c;
+// Citus is loaded in this server (preloaded, or not at all): one of its exported symbols is
+// visible, as PostgreSQL loads libraries RTLD_GLOBAL.
+bool citus_in_process() {
+    static int loaded = -1;
+    if (loaded < 0) loaded = dlsym(RTLD_DEFAULT, "citus_is_coordinator") != nullptr ? 1 : 0;
+    return loaded == 1;
 }
-bool has_text(StringInfo s) { return s != nullptr && s->len > 0; }
+
+// Settings that decide how Citus writes a statement here and how another node reads it.
+struct Setting {
+    const char* name;
+    const char* value;
+    const char* set_local; // the same as SQL, for Citus to replay on the other nodes
+};
+constexpr Setting kCanonical[] = {
+    {"search_path", "pg_catalog, pg_temp", "SET LOCAL search_path TO pg_catalog, pg_temp"},
+    {"DateStyle", "ISO, MDY", "SET LOCAL DateStyle TO 'ISO, MDY'"},
+    {"IntervalStyle", "postgres", "SET LOCAL IntervalStyle TO postgres"},
+    {"standard_conforming_strings", "on", "SET LOCAL standard_conforming_strings TO on"},
+};
+
+// Like a function's SET clause: the value holds until the current GUC nest level ends, and a SET
+// LOCAL of the same setting meanwhile ends with it too.
+void save_and_set(const char* name, const char* value) {
+    (void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
 
 } // namespace
 
-bool loaded() { return citus_sets().loaded(); }
+bool loaded() { return citus_in_process(); }
 
-void refuse_propagated_settings() {
-    CitusSets& c = citus_sets();
-    if (!c.loaded() && GetConfigOption("citus.propagate_set_commands", true, false) == nullptr) return; // no Citus
-    if (!OidIsValid(get_extension_oid("citus", true))) return;
-    bool pending = false;
-    if (c.active != nullptr && c.subtransactions != nullptr) {
-        pending = has_text(*c.active);
-        ListCell* lc;
-        foreach (lc, c.subtransactions()) pending = pending || has_text(static_cast<CitusSubXact*>(lfirst(lc))->set_local_commands);
-    } else {
-        // A Citus whose internals differ: what it would replay cannot be seen, so no SET propagation.
-        const char* mode = GetConfigOption("citus.propagate_set_commands", true, false);
-        pending = mode != nullptr && strcmp(mode, "none") != 0;
-    }
-    if (pending)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("sp_users does not change bans in a transaction whose SET LOCAL commands Citus replays on other nodes"),
-                        errdetail("With citus.propagate_set_commands = 'local', SET LOCAL commands of this transaction reach the nodes "
-                                  "where the change runs as the owner of sp_users."),
-                        errhint("Change bans in a transaction without SET LOCAL under citus.propagate_set_commands = 'local'.")));
+void canonical_session() {
+    if (!citus_in_process() || !OidIsValid(get_extension_oid("citus", true))) return;
+    save_and_set("citus.propagate_set_commands", "local");
+    for (const Setting& g : kCanonical) save_and_set(g.name, g.value);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    for (const Setting& g : kCanonical) // one statement per call: Citus replays a SET's whole query text
+        if (SPI_execute(g.set_local, false, 0) != SPI_OK_UTILITY) elog(ERROR, "sp_users: %s failed", g.set_local);
+    SPI_finish();
+}
+
+int begin_canonical() {
+    if (!citus_in_process()) return 0;
+    const int nest = NewGUCNestLevel();
+    canonical_session();
+    return nest;
+}
+
+void end_canonical(int nest) {
+    if (nest > 0) AtEOXact_GUC(true, nest);
 }
 
 Oid table_of(Oid relid) { return get_rel_relkind(relid) == RELKIND_INDEX ? IndexGetRelation(relid, false) : relid; }
@@ -116,8 +118,9 @@ Oid local_relation(Oid relid) {
 
 } // namespace sp::pg::citus
 
-// sp_users._refuse_citus_replays() RETURNS void: refuse_propagated_settings() for SQL functions.
-SP_FUNCTION(sp_users_refuse_citus_replays) {
-    sp::pg::pg_call([] { sp::pg::citus::refuse_propagated_settings(); });
+// sp_users._citus_session() RETURNS void: canonical_session() for SQL functions (their SET clause
+// ends its local effects).
+SP_FUNCTION(sp_users_citus_session) {
+    sp::pg::pg_call([] { sp::pg::citus::canonical_session(); });
     PG_RETURN_VOID();
 }

@@ -38,10 +38,22 @@ void with_catalog_path(Body body) {
     PopOverrideSearchPath();
 }
 
-// Called before a definer function writes banned_ips, which Citus sends as text to every other
-// node, where it runs as the function's owner under the session settings Citus carries over: the
-// SET LOCAL commands recorded while citus.propagate_set_commands = 'local' (a search_path, say).
-// Raises 0A000 while this transaction has any such command pending; nothing without Citus.
-void refuse_propagated_settings();
+// Before a definer function reads or writes banned_ips through Citus: Citus may run the statement
+// on other nodes (every node, for a write) as the function's owner, from text it deparses here
+// (pg_catalog names unqualified, constants in this session's DateStyle / IntervalStyle /
+// standard_conforming_strings) and parses there under that connection's settings plus the SET
+// LOCAL commands of this transaction it replays there (citus.propagate_set_commands = 'local',
+// a user setting). This makes those settings canonical here and, through Citus' own SET LOCAL
+// propagation, on every node this transaction reaches, after whatever the caller replayed.
+// (Local execution is left as the caller set it: Citus refuses to switch it back off once used.)
+// Local effects last until the current GUC nest level ends, as a function's SET clause does
+// (for a SQL function calling it: that function's own SET clause; in C: end_canonical()).
+// Nothing without Citus. Call inside SPI-safe PostgreSQL context.
+void canonical_session();
+
+// canonical_session() inside a GUC nest level of its own, for C callers: returns the level (0
+// without Citus), which end_canonical() closes (an error closes it with the (sub)transaction).
+int begin_canonical();
+void end_canonical(int nest);
 
 } // namespace sp::pg::citus

@@ -265,8 +265,8 @@ SP_FUNCTION(sp_users_ban_ip) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
     LOCAL_FCINFO(args, 11);
+    int nest = 0;
     pg_call([&] {
-        sp::pg::citus::refuse_propagated_settings();
         if (PG_ARGISNULL(0)) raise_clean(ERRCODE_INVALID_PARAMETER_VALUE, "ip must not be NULL");
         // In the statement's order: the address, then the duration, then now() + duration.
         DirectFunctionCall1(sp_users_normalize_ip, PG_GETARG_DATUM(0));
@@ -281,8 +281,10 @@ SP_FUNCTION(sp_users_ban_ip) {
         }
     });
     with_spi([&] {
+        nest = sp::pg::citus::begin_canonical(); // on Citus, the upsert runs on every node as the owner
         if (run_kept(ban_ip_statement, args) != 1) elog(ERROR, "sp_users.ban_ip: the upsert returned no row");
         result = row_datum(fcinfo, 0, upper);
+        sp::pg::citus::end_canonical(nest);
     });
     return result;
 }

@@ -1,9 +1,14 @@
-"""Citus-specific safety of sp_users after distribute() (found by a fresh-eyes run): a change of
-banned_ips runs on every other node as the owner of sp_users, as text Citus deparses with
-pg_catalog names unqualified, under the session settings Citus replays there. So (1) no ban is
-changed while SET LOCAL commands would be replayed (citus.propagate_set_commands = 'local');
-(2) distribute() refuses while a non-superuser may create objects on a node's default search_path;
-(3) on workers only the ban functions are granted. argv: socket dir, coordinator port, worker ports."""
+"""Citus-specific safety of sp_users after distribute() (found by two fresh-eyes runs). Citus runs
+a statement on banned_ips on other nodes (all of them, for a change) as the owner of sp_users, from
+text it deparses here — pg_catalog names unqualified, constants in this session's DateStyle — and
+parses there under that connection's settings plus the SET LOCAL commands it replays
+(citus.propagate_set_commands = 'local', a user setting). So a caller holding only sp_users_app or
+sp_users_readonly, with look-alike functions, operators and domains of its own on every node, tries
+every way found to make those statements run its code or store something else: replayed
+search_path (also from a released savepoint), local execution off, round-robin task assignment,
+its own DateStyle / TimeZone / IntervalStyle. Nothing of it may run as anyone but itself, and every
+node must store the same, right ban. Then: on workers only the ban functions are granted.
+argv: socket dir, coordinator port, worker ports."""
 import sys
 
 import psycopg2
@@ -29,6 +34,12 @@ def check(ok, what):
         print(f"not ok {passed + failed} - {what}")
 
 
+def q1(conn, sql):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
+
 def run(conn, *sqls):
     """Runs the statements in one transaction; returns (sqlstate or None, last result)."""
     conn.autocommit = False
@@ -47,43 +58,91 @@ def run(conn, *sqls):
 
 
 coord = connect(PORTS[0])
-worker = connect(PORTS[1])
+workers = [connect(p) for p in PORTS[1:]]
+nodes = [coord] + workers
 
-# (1) Replayed SET LOCAL commands: every ban-changing function refuses, in the top transaction and
-# after a savepoint, also once propagation was switched off again (what was recorded is replayed).
-setup = ["SET LOCAL citus.propagate_set_commands = 'local'", "SET LOCAL search_path = public, pg_catalog"]
-for call in ["SELECT sp_users.ban_ip('192.0.2.201', 'x', '1 hour')",
-             "SELECT * FROM sp_users.ban_ips('192.0.2.202', 'x', '1 hour')",
-             "SELECT sp_users.unban_ip('192.0.2.201')",
-             "SELECT sp_users.cleanup_expired_bans()"]:
-    state, msg = run(coord, *setup, call)
-    check(state == "0A000", f"replayed SET LOCAL, then {call}: 0A000 ({state} {msg})")
-state, msg = run(coord, *setup, "SAVEPOINT s", "SELECT sp_users.ban_ip('192.0.2.203', 'x', '1 hour')")
-check(state == "0A000", f"recorded before a savepoint: still refused ({state})")
-state, msg = run(coord, *setup, "SET LOCAL citus.propagate_set_commands = 'none'", "SELECT sp_users.ban_ip('192.0.2.204', 'x', '1 hour')")
-check(state == "0A000", f"propagation switched off after recording: still refused ({state})")
-state, msg = run(worker, *setup, "SELECT sp_users.ban_ip('192.0.2.205', 'x', '1 hour')")
-check(state == "0A000", f"the same through a worker: refused ({state})")
-state, msg = run(coord, "SET LOCAL citus.propagate_set_commands = 'local'", "SELECT (sp_users.ban_ip('192.0.2.206', 'x', '1 hour')).ban_count")
-check(state is None and msg == [(1,)], f"propagation on but nothing recorded: the ban is made ({state} {msg})")
-state, msg = run(coord, "SET LOCAL search_path = public, pg_catalog", "SELECT (sp_users.ban_ip('192.0.2.206', 'x', '1 hour')).ban_count")
-check(state is None and msg == [(2,)], f"a SET LOCAL that is not replayed: the ban is made ({state} {msg})")
+# The attacker's schema on every node: look-alikes that log who ran them.
+for n in nodes:
+    run(n, "SET LOCAL citus.enable_ddl_propagation = off",
+        "DROP SCHEMA IF EXISTS evil CASCADE", "CREATE SCHEMA evil",
+        "CREATE TABLE evil.log (who text, what text)",
+        "GRANT USAGE ON SCHEMA evil TO PUBLIC", "GRANT INSERT, SELECT ON evil.log TO PUBLIC",
+        """CREATE FUNCTION evil.hit(what text) RETURNS boolean LANGUAGE sql AS
+           $$ INSERT INTO evil.log VALUES (current_user, what) RETURNING true $$""",
+        "GRANT EXECUTE ON FUNCTION evil.hit(text) TO PUBLIC",
+        "CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT evil.hit('now') AND true; SELECT pg_catalog.now() $$",
+        "CREATE FUNCTION evil.cardinality(text[]) RETURNS integer LANGUAGE sql AS $$ SELECT evil.hit('cardinality'); SELECT pg_catalog.cardinality($1) $$",
+        "CREATE FUNCTION evil.count() RETURNS bigint LANGUAGE sql AS $$ SELECT evil.hit('count'); SELECT 0::bigint $$",
+        "CREATE FUNCTION evil.assign_distributed_transaction_id(integer, bigint, timestamptz) RETURNS void LANGUAGE sql AS $$ SELECT evil.hit('assign'); $$",
+        "CREATE FUNCTION evil.lock_shard_resources(integer, bigint[]) RETURNS void LANGUAGE sql AS $$ SELECT evil.hit('lock_shard_resources'); $$",
+        "CREATE FUNCTION evil.inet_ok(pg_catalog.inet) RETURNS boolean LANGUAGE sql AS $$ SELECT evil.hit('inet domain') $$",
+        "CREATE DOMAIN evil.inet AS pg_catalog.inet CHECK (evil.inet_ok(VALUE))",
+        "CREATE FUNCTION evil.text_ok(pg_catalog.text) RETURNS boolean LANGUAGE sql AS $$ SELECT evil.hit('text domain') $$",
+        "CREATE DOMAIN evil.text AS pg_catalog.text CHECK (evil.text_ok(VALUE))",
+        "CREATE FUNCTION evil.ts_ok(pg_catalog.timestamptz) RETURNS boolean LANGUAGE sql AS $$ SELECT evil.hit('timestamptz domain') $$",
+        "CREATE DOMAIN evil.timestamptz AS pg_catalog.timestamptz CHECK (evil.ts_ok(VALUE))",
+        "CREATE FUNCTION evil.gt(pg_catalog.timestamptz, pg_catalog.timestamptz) RETURNS boolean LANGUAGE sql AS $$ SELECT evil.hit('>') AND $1 OPERATOR(pg_catalog.>) $2 $$",
+        "CREATE OPERATOR evil.> (LEFTARG = pg_catalog.timestamptz, RIGHTARG = pg_catalog.timestamptz, FUNCTION = evil.gt)")
 
-# (2) A role that may create objects on a worker's default search_path: distribute() refuses and
-# names it; once revoked, it succeeds.
-run(coord, "DROP ROLE IF EXISTS citus_planter", "CREATE ROLE citus_planter")
-run(worker, "SET LOCAL citus.enable_ddl_propagation = off", "GRANT CREATE ON SCHEMA public TO citus_planter")
-state, msg = run(coord, "SELECT count(*) FROM sp_users.distribute()")
-check(state == "55000" and "citus_planter" in msg, f"CREATE on public for a non-superuser on a worker: distribute() refuses ({state} {msg})")
-run(worker, "SET LOCAL citus.enable_ddl_propagation = off", "REVOKE CREATE ON SCHEMA public FROM citus_planter")
-state, msg = run(coord, "SELECT count(*) FROM sp_users.distribute()")
-check(state is None, f"after REVOKE: distribute() succeeds ({state} {msg})")
+run(coord, "DROP ROLE IF EXISTS citus_app", "CREATE ROLE citus_app LOGIN", "GRANT sp_users_app TO citus_app",
+    "DROP ROLE IF EXISTS citus_reader", "CREATE ROLE citus_reader LOGIN", "GRANT sp_users_readonly TO citus_reader")
+hostile = ["SET LOCAL citus.propagate_set_commands = 'local'", "SET LOCAL search_path = evil, pg_catalog"]
+attacks = [
+    ("replayed search_path", hostile),
+    ("replayed search_path, then a released savepoint", ["SET LOCAL citus.propagate_set_commands = 'local'", "SAVEPOINT s",
+                                                         "SET LOCAL search_path = evil, pg_catalog", "RELEASE SAVEPOINT s"]),
+    ("local execution off", hostile + ["SET LOCAL citus.enable_local_execution = off"]),
+    ("round-robin tasks", hostile + ["SET LOCAL citus.task_assignment_policy = 'round-robin'"]),
+    ("DateStyle SQL, DMY and a far time zone", ["SET LOCAL DateStyle = 'SQL, DMY'", "SET LOCAL TimeZone = 'Asia/Kolkata'",
+                                                "SET LOCAL IntervalStyle = 'sql_standard'"]),
+    ("DateStyle Postgres with an abbreviation zone", ["SET LOCAL DateStyle = 'Postgres'", "SET LOCAL TimeZone = 'Asia/Shanghai'"]),
+]
+n = 0
+for who, user in (("citus_app", "citus_app"), ("citus_reader", "citus_reader")):
+    for port in PORTS[:2]:  # through the coordinator and through a worker
+        conn = connect(port, user)
+        for label, settings in attacks:
+            n += 1
+            addr = f"198.18.{n}.1"
+            if user == "citus_app":
+                calls = [f"SELECT sp_users.ban_ip('{addr}', 'attack {n}', '1 hour')",
+                         f"SELECT sp_users.ban_ip('{addr}', 'again', '1 hour', session_id => 's{n}', escalate => true)",
+                         "SELECT sp_users.is_banned('%s')" % addr]
+            else:
+                calls = ["SELECT sp_users.count_active_bans()", "SELECT pg_catalog.count(*) FROM sp_users.list_bans_by_source('manual')",
+                         "SELECT pg_catalog.count(*) FROM sp_users.list_active_bans()"]
+            state, msg = run(conn, *settings, *calls)
+            check(state is None, f"{who} through {'the coordinator' if port == PORTS[0] else 'a worker'}, {label}: the calls answer ({state} {msg})")
+        conn.close()
+hits = [(i, q1(node, "SELECT string_agg(who || ':' || what, ', ') FROM evil.log")) for i, node in enumerate(nodes)]
+check(all(h is None for _, h in hits), f"no look-alike ran on any node, as anyone ({hits})")
+rows = [q1(node, "SELECT string_agg(host(ip_address) || '|' || reason || '|' || ban_count || '|' || (expires_at - banned_at)::text || '|' || "
+                 "array_to_string(associated_session_ids, ','), ';' ORDER BY ip_address) FROM sp_users.banned_ips WHERE ip_address << '198.18.0.0/16'")
+        for node in nodes]
+check(len(set(rows)) == 1 and rows[0] is not None, f"every node stores the same bans ({[r[:80] if r else r for r in rows]})")
+bad = q1(coord, "SELECT count(*) FROM sp_users.banned_ips WHERE ip_address << '198.18.0.0/16' AND "
+                "(ban_count <> 2 OR expires_at - banned_at <> interval '2 hours' OR abs(extract(epoch FROM banned_at - now())) > 600)")
+check(bad == 0, f"every ban has count 2, the escalated 2 hours from now, whatever the caller's DateStyle or time zone ({bad} wrong)")
+
+# A node whose connections read strings the old way (a database owner's ALTER DATABASE ... SET
+# standard_conforming_strings = off): a reason with a backslash and a quote is stored as given,
+# and runs nothing.
+payload = r"x\'||(SELECT evil.hit('injected'))::text||'"
+run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE sp_users_citus SET standard_conforming_strings = off")
+fresh = connect(PORTS[0], "citus_app")
+state, msg = run(fresh, "SELECT (sp_users.ban_ip('198.19.0.1', '%s', '1 hour')).reason" % payload.replace("'", "''"))
+fresh.close()
+run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE sp_users_citus RESET standard_conforming_strings")
+reasons = [q1(node, "SELECT reason FROM sp_users.banned_ips WHERE ip_address = '198.19.0.1'") for node in nodes]
+check(state is None and len(set(reasons)) == 1 and reasons[0] == payload,
+      f"standard_conforming_strings off on a worker: the reason is stored as given everywhere ({state} {msg} {reasons})")
+hits = [q1(node, "SELECT string_agg(who || ':' || what, ', ') FROM evil.log") for node in nodes]
+check(all(h is None for h in hits), f"... and nothing ran ({hits})")
 
 # (3) Workers grant only the ban functions to the sp_users roles.
-run(coord, "DROP ROLE IF EXISTS citus_app", "CREATE ROLE citus_app LOGIN", "GRANT sp_users_app TO citus_app")
 app_worker = connect(PORTS[1], "citus_app")
 app_coord = connect(PORTS[0], "citus_app")
-state, msg = run(app_worker, "SELECT sp_users.is_banned('192.0.2.206')")
+state, msg = run(app_worker, "SELECT sp_users.is_banned('198.18.1.1')")
 check(state is None and msg == [(True,)], f"app on a worker: is_banned answers ({state} {msg})")
 for call in ["SELECT sp_users.create_user('wk', 'wk@example.com')", "SELECT sp_users.find_by_email('wk@example.com')",
              "SELECT sp_users.start_session(NULL, 'wk-session')", "SELECT sp_users.get_stats()",
