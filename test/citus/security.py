@@ -124,18 +124,20 @@ bad = q1(coord, "SELECT count(*) FROM sp_users.banned_ips WHERE ip_address << '1
                 "(ban_count <> 2 OR expires_at - banned_at <> interval '2 hours' OR abs(extract(epoch FROM banned_at - now())) > 600)")
 check(bad == 0, f"every ban has count 2, the escalated 2 hours from now, whatever the caller's DateStyle or time zone ({bad} wrong)")
 
-# A node whose connections read strings the old way (a database owner's ALTER DATABASE ... SET
-# standard_conforming_strings = off): a reason with a backslash and a quote is stored as given,
-# and runs nothing.
+# A node whose connections read strings the old way and resolve names in the attacker's schema first
+# (what a database owner may set with ALTER DATABASE): a reason with a backslash and a quote is
+# stored as given, and nothing of the attacker's runs.
 payload = r"x\'||(SELECT evil.hit('injected'))::text||'"
-run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE sp_users_citus SET standard_conforming_strings = off")
+run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE sp_users_citus SET standard_conforming_strings = off",
+    "ALTER DATABASE sp_users_citus SET search_path = evil, pg_catalog")
 fresh = connect(PORTS[0], "citus_app")
 state, msg = run(fresh, "SELECT (sp_users.ban_ip('198.19.0.1', '%s', '1 hour')).reason" % payload.replace("'", "''"))
 fresh.close()
-run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE sp_users_citus RESET standard_conforming_strings")
+run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE sp_users_citus RESET standard_conforming_strings",
+    "ALTER DATABASE sp_users_citus RESET search_path")
 reasons = [q1(node, "SELECT reason FROM sp_users.banned_ips WHERE ip_address = '198.19.0.1'") for node in nodes]
 check(state is None and len(set(reasons)) == 1 and reasons[0] == payload,
-      f"standard_conforming_strings off on a worker: the reason is stored as given everywhere ({state} {msg} {reasons})")
+      f"standard_conforming_strings off and the attacker's schema first on a worker: the reason is stored as given everywhere ({state} {msg} {reasons})")
 hits = [q1(node, "SELECT string_agg(who || ':' || what, ', ') FROM evil.log") for node in nodes]
 check(all(h is None for h in hits), f"... and nothing ran ({hits})")
 
