@@ -1773,6 +1773,12 @@ $$;
 COMMENT ON FUNCTION sp_users._restrict_worker() IS
 'Internal (sp_users.distribute(), on every Citus worker): EXECUTE on every function (internal ones included) except the ban functions and the pure helpers, and every table privilege except an administrator''s on banned_ips, are revoked from the sp_users roles there: those calls belong on the coordinator, which holds the users. Returns how many functions it changed.';
 
+CREATE FUNCTION sp_users._set_guard_installed() RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_set_guard_installed'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION sp_users._set_guard_installed() IS
+'Internal (sp_users.distribute(), on every Citus node): whether this server preloads sp_users, whose guard refuses a SET or RESET that Citus would propagate (citus.propagate_set_commands = local) together with other statements of its query text.';
+
 CREATE FUNCTION sp_users.distribute()
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql
@@ -1799,6 +1805,21 @@ BEGIN
     IF NOT pg_catalog.citus_is_coordinator() THEN
         RAISE EXCEPTION 'sp_users.distribute() must run on the Citus coordinator, not on a worker'
             USING ERRCODE = '0A000', HINT = 'Connect to the coordinator and call it there.';
+    END IF;
+    -- Citus replays a propagated SET's whole query text on the other nodes, on every connection of
+    -- the transaction, also those the definer functions open as the owner: every node must run
+    -- sp_users' guard against statements smuggled that way.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s', r.nodename, r.nodeport), ', ')
+      INTO failures
+      FROM pg_catalog.run_command_on_workers('SELECT sp_users._set_guard_installed()') r
+     WHERE NOT r.success OR r.result OPERATOR(pg_catalog.<>) 't';
+    IF NOT sp_users._set_guard_installed() THEN
+        failures := pg_catalog.concat_ws(', ', 'this node', failures);
+    END IF;
+    IF failures IS NOT NULL THEN
+        RAISE EXCEPTION 'sp_users.distribute() needs sp_users in shared_preload_libraries on every node; not on: %', failures
+            USING ERRCODE = '55000',
+                  HINT = 'Set shared_preload_libraries = ''citus,sp_users'' (citus first) on every node, restart them, and run distribute() again.';
     END IF;
     -- A worker added since has no placement until Citus copies one: now, not at its first use.
     PERFORM pg_catalog.replicate_reference_tables();
@@ -1838,10 +1859,11 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.distribute() IS
-'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser. Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';
+'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser, with sp_users preloaded on every node (shared_preload_libraries = ''citus,sp_users''; 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';
 
 REVOKE ALL ON FUNCTION sp_users._escalated_expiry(timestamptz, timestamptz, interval, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._citus_session() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._pin_search_paths() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._restrict_worker() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._set_guard_installed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users.distribute() FROM PUBLIC;

@@ -9,6 +9,8 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
 #include "utils/fmgroids.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/guc.h"
 }
 
@@ -71,8 +73,57 @@ void save_and_set(const char* name, const char* value) {
 
 bool loaded() { return citus_in_process(); }
 
+namespace {
+ProcessUtility_hook_type prev_utility = nullptr;
+bool guard_installed = false;
+
+// Only white space and semicolons around the statement.
+bool alone(const PlannedStmt* pstmt, const char* query) {
+    if (query == nullptr) return true;
+    const int len = int(strlen(query));
+    const int start = pstmt->stmt_location < 0 ? 0 : pstmt->stmt_location;
+    const int end = pstmt->stmt_len <= 0 ? len : start + pstmt->stmt_len;
+    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == ';'; };
+    for (int i = 0; i < start && i < len; ++i)
+        if (!blank(query[i])) return false;
+    for (int i = end; i < len; ++i)
+        if (!blank(query[i])) return false;
+    return true;
+}
+
+void guarded_utility(PlannedStmt* pstmt, const char* query, bool read_only, ProcessUtilityContext context, ParamListInfo params,
+                     QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
+    if (IsA(pstmt->utilityStmt, VariableSetStmt) && !alone(pstmt, query)) {
+        const char* mode = GetConfigOption("citus.propagate_set_commands", true, false);
+        if (mode != nullptr && strcmp(mode, "local") == 0)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("with citus.propagate_set_commands = 'local', a SET or RESET must be sent alone"),
+                            errdetail("Citus replays the whole query text of a propagated SET on the other nodes, where the rest would run "
+                                      "on every connection of the transaction, including those of definer functions."),
+                            errhint("Send the SET in a query of its own (sp_users guards this database).")));
+    }
+    if (prev_utility)
+        prev_utility(pstmt, query, read_only, context, params, env, dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query, read_only, context, params, env, dest, qc);
+}
+} // namespace
+
+void install_set_guard() {
+    prev_utility = ProcessUtility_hook;
+    ProcessUtility_hook = guarded_utility;
+    guard_installed = true;
+}
+
+bool set_guard_installed() { return guard_installed; }
+
 void canonical_session() {
     if (!citus_in_process() || !OidIsValid(get_extension_oid("citus", true))) return;
+    if (!guard_installed)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("on a Citus node, sp_users must be in shared_preload_libraries (after citus) to change or read bans through Citus"),
+                        errdetail("Its guard keeps statements smuggled into a propagated SET from running on other nodes as the owner of sp_users."),
+                        errhint("shared_preload_libraries = 'citus,sp_users' on every node, restart, then SELECT * FROM sp_users.distribute() on the coordinator.")));
     save_and_set("citus.propagate_set_commands", "local");
     for (const Setting& g : kCanonical) save_and_set(g.name, g.value);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
@@ -124,3 +175,7 @@ SP_FUNCTION(sp_users_citus_session) {
     sp::pg::pg_call([] { sp::pg::citus::canonical_session(); });
     PG_RETURN_VOID();
 }
+
+// sp_users._set_guard_installed() RETURNS boolean: whether this server runs the guard of
+// install_set_guard() (sp_users preloaded).
+SP_FUNCTION(sp_users_set_guard_installed) { return BoolGetDatum(sp::pg::citus::set_guard_installed()); }

@@ -22,6 +22,16 @@ Oid table_of(Oid relid);
 // True when Citus is loaded in this server (it must be preloaded to work at all).
 bool loaded();
 
+// Called from _PG_init while shared_preload_libraries is processed: installs the guard below.
+// Citus replays a propagated SET LOCAL (citus.propagate_set_commands = 'local') on the other nodes
+// by sending the whole query text it came in, which may carry more statements: they would run
+// there on every connection of the transaction, also those sp_users' definer functions open as
+// their owner. The guard refuses a propagated SET / RESET that does not come alone.
+void install_set_guard();
+
+// Whether install_set_guard() ran in this server (sp_users preloaded after citus).
+bool set_guard_installed();
+
 // Runs `body` with pg_catalog as the whole search path when Citus is loaded: Citus re-parses the
 // statements it routes (also in this backend, for a local placement) from text that leaves
 // pg_catalog names unqualified, under the search path of the moment. A kept statement is bound at

@@ -6,8 +6,8 @@ parses there under that connection's settings plus the SET LOCAL commands it rep
 sp_users_readonly, with look-alike functions, operators and domains of its own on every node, tries
 every way found to make those statements run its code or store something else: replayed
 search_path (also from a released savepoint), local execution off, round-robin task assignment,
-its own DateStyle / TimeZone / IntervalStyle. Nothing of it may run as anyone but itself, and every
-node must store the same, right ban. Then: on workers only the ban functions are granted.
+its own DateStyle / TimeZone / IntervalStyle, statements smuggled into a propagated SET. Nothing of
+it may run as anyone but itself, and every node must store the same, right ban. Then: on workers only the ban functions are granted.
 argv: socket dir, coordinator port, worker ports."""
 import sys
 
@@ -123,6 +123,31 @@ check(len(set(rows)) == 1 and rows[0] is not None, f"every node stores the same 
 bad = q1(coord, "SELECT count(*) FROM sp_users.banned_ips WHERE ip_address << '198.18.0.0/16' AND "
                 "(ban_count <> 2 OR expires_at - banned_at <> interval '2 hours' OR abs(extract(epoch FROM banned_at - now())) > 600)")
 check(bad == 0, f"every ban has count 2, the escalated 2 hours from now, whatever the caller's DateStyle or time zone ({bad} wrong)")
+
+# Citus replays a propagated SET by sending its whole query text: statements smuggled after the SET
+# would run on every connection of the transaction, also those ban_ip opens as the owner (the
+# third fresh-eyes run ran ALTER ROLE ... SUPERUSER that way). sp_users' guard (preloaded) refuses a
+# propagated SET or RESET that does not come alone; nothing smuggled runs anywhere.
+smuggled = "DO $$BEGIN PERFORM evil.hit('smuggled'); END$$"
+app = connect(PORTS[0], "citus_app")
+for label, steps in [
+    ("in one simple query", ["SET LOCAL citus.propagate_set_commands = 'local'", "SET LOCAL work_mem = '4MB'; " + smuggled,
+                             "SELECT sp_users.ban_ip('198.20.0.1', 'x', '1 hour')"]),
+    ("through EXECUTE", ["SET LOCAL citus.propagate_set_commands = 'local'",
+                         "DO $o$BEGIN EXECUTE $s$SET LOCAL work_mem = '4MB'; " + smuggled.replace("$$", "$d$") + "$s$; END$o$",
+                         "SELECT sp_users.ban_ip('198.20.0.2', 'x', '1 hour')"]),
+    ("after ban_ip opened its connections, with RESET", ["SELECT sp_users.ban_ip('198.20.0.3', 'x', '1 hour')",
+                                                       "SET LOCAL citus.propagate_set_commands = 'local'",
+                                                       "RESET work_mem; " + smuggled]),
+]:
+    state, msg = run(app, *steps)
+    check(state == "0A000", f"a SET carrying another statement, {label}: refused ({state} {msg})")
+state, msg = run(app, "SET LOCAL citus.propagate_set_commands = 'local'", "SET LOCAL work_mem = '4MB'",
+                 "SELECT (sp_users.ban_ip('198.20.0.4', 'x', '1 hour')).ban_count")
+check(state is None and msg == [(1,)], f"a SET alone is still propagated and the ban made ({state} {msg})")
+app.close()
+hits = [q1(node, "SELECT string_agg(who || ':' || what, ', ') FROM evil.log") for node in nodes]
+check(all(h is None for h in hits), f"nothing smuggled ran on any node ({hits})")
 
 # A node whose connections read strings the old way and resolve names in the attacker's schema first
 # (what a database owner may set with ALTER DATABASE): a reason with a backslash and a quote is
