@@ -93,14 +93,23 @@ bool alone(const PlannedStmt* pstmt, const char* query) {
 
 void guarded_utility(PlannedStmt* pstmt, const char* query, bool read_only, ProcessUtilityContext context, ParamListInfo params,
                      QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
-    if (IsA(pstmt->utilityStmt, VariableSetStmt) && !alone(pstmt, query)) {
+    if (IsA(pstmt->utilityStmt, VariableSetStmt)) {
         const char* mode = GetConfigOption("citus.propagate_set_commands", true, false);
-        if (mode != nullptr && strcmp(mode, "local") == 0)
-            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                            errmsg("with citus.propagate_set_commands = 'local', a SET or RESET must be sent alone"),
-                            errdetail("Citus replays the whole query text of a propagated SET on the other nodes, where the rest would run "
-                                      "on every connection of the transaction, including those of definer functions."),
-                            errhint("Send the SET in a query of its own (sp_users guards this database).")));
+        if (mode != nullptr && strcmp(mode, "local") == 0) {
+            if (!alone(pstmt, query))
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("with citus.propagate_set_commands = 'local', a SET or RESET must be sent alone"),
+                                errdetail("Citus replays the whole query text of a propagated SET on the other nodes, where the rest would run "
+                                          "on every connection of the transaction, including those of definer functions."),
+                                errhint("Send the SET in a query of its own (sp_users guards this database).")));
+            // Read with standard_conforming_strings off, 'a\'; ... ' is one statement here and several
+            // where Citus replays it (its connections read strings the standard way).
+            if (!standard_conforming_strings)
+                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                                errmsg("with citus.propagate_set_commands = 'local', a SET or RESET needs standard_conforming_strings = on"),
+                                errdetail("Citus replays its text on the other nodes, which may read its string literals differently."),
+                                errhint("SET standard_conforming_strings = on first (sp_users guards this database).")));
+        }
     }
     if (prev_utility)
         prev_utility(pstmt, query, read_only, context, params, env, dest, qc);

@@ -142,6 +142,13 @@ for label, steps in [
 ]:
     state, msg = run(app, *steps)
     check(state == "0A000", f"a SET carrying another statement, {label}: refused ({state} {msg})")
+# One statement where strings are read with standard_conforming_strings off, several where Citus
+# replays it (its connections read them the standard way).
+state, msg = run(app, "SET standard_conforming_strings = off", "SET LOCAL citus.propagate_set_commands = 'local'",
+                 r"SET LOCAL sp_test.x = 'a\'; DO $$BEGIN PERFORM evil.hit($m$scs$m$); END$$; --'",
+                 "SELECT sp_users.ban_ip('198.20.0.5', 'x', '1 hour')")
+check(state == "0A000", f"a SET read differently here (standard_conforming_strings off) and there: refused ({state} {msg})")
+run(app, "SET standard_conforming_strings = on")
 state, msg = run(app, "SET LOCAL citus.propagate_set_commands = 'local'", "SET LOCAL work_mem = '4MB'",
                  "SELECT (sp_users.ban_ip('198.20.0.4', 'x', '1 hour')).ban_count")
 check(state is None and msg == [(1,)], f"a SET alone is still propagated and the ban made ({state} {msg})")
