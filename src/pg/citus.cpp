@@ -76,40 +76,32 @@ bool loaded() { return citus_in_process(); }
 namespace {
 ProcessUtility_hook_type prev_utility = nullptr;
 bool guard_installed = false;
+bool own_settings = false; // canonical_session() is issuing its SET LOCALs
 
-// Only white space and semicolons around the statement.
-bool alone(const PlannedStmt* pstmt, const char* query) {
-    if (query == nullptr) return true;
-    const int len = int(strlen(query));
-    const int start = pstmt->stmt_location < 0 ? 0 : pstmt->stmt_location;
-    const int end = pstmt->stmt_len <= 0 ? len : start + pstmt->stmt_len;
-    auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == ';'; };
-    for (int i = 0; i < start && i < len; ++i)
-        if (!blank(query[i])) return false;
-    for (int i = end; i < len; ++i)
-        if (!blank(query[i])) return false;
-    return true;
+// What Citus propagates under citus.propagate_set_commands = 'local' (ShouldPropagateSetCommand in
+// Citus 13): SET LOCAL, RESET, RESET ALL, SET TRANSACTION.
+bool propagated_by_citus(const VariableSetStmt* stmt) {
+    switch (stmt->kind) {
+    case VAR_SET_VALUE:
+    case VAR_SET_CURRENT:
+    case VAR_SET_DEFAULT: return stmt->is_local;
+    case VAR_SET_MULTI: return stmt->name != nullptr && strcmp(stmt->name, "TRANSACTION") == 0;
+    default: return true; // RESET, RESET ALL
+    }
 }
 
 void guarded_utility(PlannedStmt* pstmt, const char* query, bool read_only, ProcessUtilityContext context, ParamListInfo params,
                      QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
-    if (IsA(pstmt->utilityStmt, VariableSetStmt)) {
+    if (IsA(pstmt->utilityStmt, VariableSetStmt) && !own_settings &&
+        propagated_by_citus(reinterpret_cast<VariableSetStmt*>(pstmt->utilityStmt))) {
         const char* mode = GetConfigOption("citus.propagate_set_commands", true, false);
-        if (mode != nullptr && strcmp(mode, "local") == 0) {
-            if (!alone(pstmt, query))
-                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                                errmsg("with citus.propagate_set_commands = 'local', a SET or RESET must be sent alone"),
-                                errdetail("Citus replays the whole query text of a propagated SET on the other nodes, where the rest would run "
-                                          "on every connection of the transaction, including those of definer functions."),
-                                errhint("Send the SET in a query of its own (sp_users guards this database).")));
-            // Read with standard_conforming_strings off, 'a\'; ... ' is one statement here and several
-            // where Citus replays it (its connections read strings the standard way).
-            if (!standard_conforming_strings)
-                ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                                errmsg("with citus.propagate_set_commands = 'local', a SET or RESET needs standard_conforming_strings = on"),
-                                errdetail("Citus replays its text on the other nodes, which may read its string literals differently."),
-                                errhint("SET standard_conforming_strings = on first (sp_users guards this database).")));
-        }
+        if (mode != nullptr && strcmp(mode, "local") == 0 && OidIsValid(get_extension_oid("sp_users", true)))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("sp_users does not let Citus propagate SET LOCAL, RESET or SET TRANSACTION in this database"),
+                            errdetail("Citus replays the text of such a command on every connection of the transaction, also on those "
+                                      "sp_users' definer functions open as its owner: a comment or a second statement in it would run there."),
+                            errhint("SET citus.propagate_set_commands = 'none' (the default); set what the other nodes need with "
+                                    "ALTER ROLE / ALTER DATABASE there.")));
     }
     if (prev_utility)
         prev_utility(pstmt, query, read_only, context, params, env, dest, qc);
@@ -136,8 +128,17 @@ void canonical_session() {
     save_and_set("citus.propagate_set_commands", "local");
     for (const Setting& g : kCanonical) save_and_set(g.name, g.value);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    for (const Setting& g : kCanonical) // one statement per call: Citus replays a SET's whole query text
-        if (SPI_execute(g.set_local, false, 0) != SPI_OK_UTILITY) elog(ERROR, "sp_users: %s failed", g.set_local);
+    own_settings = true;
+    PG_TRY();
+    {
+        for (const Setting& g : kCanonical) // one statement per call: Citus replays a SET's whole query text
+            if (SPI_execute(g.set_local, false, 0) != SPI_OK_UTILITY) elog(ERROR, "sp_users: %s failed", g.set_local);
+    }
+    PG_FINALLY();
+    {
+        own_settings = false;
+    }
+    PG_END_TRY();
     SPI_finish();
 }
 

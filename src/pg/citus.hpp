@@ -23,10 +23,12 @@ Oid table_of(Oid relid);
 bool loaded();
 
 // Called from _PG_init while shared_preload_libraries is processed: installs the guard below.
-// Citus replays a propagated SET LOCAL (citus.propagate_set_commands = 'local') on the other nodes
-// by sending the whole query text it came in, which may carry more statements: they would run
-// there on every connection of the transaction, also those sp_users' definer functions open as
-// their owner. The guard refuses a propagated SET / RESET that does not come alone.
+// Citus replays a propagated SET LOCAL / RESET / SET TRANSACTION (citus.propagate_set_commands =
+// 'local') on the other nodes by sending its query text — on every connection of the transaction,
+// also those sp_users' definer functions open as their owner — glued to the others on one line:
+// a second statement, a comment or a differently read string in it would run there as the owner
+// (three fresh-eyes runs did). In a database with sp_users, the guard refuses every such command
+// but canonical_session()'s own.
 void install_set_guard();
 
 // Whether install_set_guard() ran in this server (sp_users preloaded after citus).

@@ -86,13 +86,18 @@ for n in nodes:
 
 run(coord, "DROP ROLE IF EXISTS citus_app", "CREATE ROLE citus_app LOGIN", "GRANT sp_users_app TO citus_app",
     "DROP ROLE IF EXISTS citus_reader", "CREATE ROLE citus_reader LOGIN", "GRANT sp_users_readonly TO citus_reader")
-hostile = ["SET LOCAL citus.propagate_set_commands = 'local'", "SET LOCAL search_path = evil, pg_catalog"]
+propagate = "SET LOCAL citus.propagate_set_commands = 'local'"
+hostile = [propagate, "SET LOCAL search_path = evil, pg_catalog"]
+# Attacks through Citus' SET propagation are refused at their SET (0A000): sp_users does not let
+# Citus propagate SET LOCAL in its database (see the smuggling attacks below). The others must be
+# answered, with nothing of the attacker's running.
 attacks = [
     ("replayed search_path", hostile),
-    ("replayed search_path, then a released savepoint", ["SET LOCAL citus.propagate_set_commands = 'local'", "SAVEPOINT s",
-                                                         "SET LOCAL search_path = evil, pg_catalog", "RELEASE SAVEPOINT s"]),
-    ("local execution off", hostile + ["SET LOCAL citus.enable_local_execution = off"]),
-    ("round-robin tasks", hostile + ["SET LOCAL citus.task_assignment_policy = 'round-robin'"]),
+    ("replayed search_path, then a released savepoint", [propagate, "SAVEPOINT s", "SET LOCAL search_path = evil, pg_catalog",
+                                                         "RELEASE SAVEPOINT s"]),
+    ("replayed RESET ALL", [propagate, "RESET ALL"]),
+    ("own search_path, local execution off", ["SET LOCAL search_path = evil, pg_catalog", "SET LOCAL citus.enable_local_execution = off"]),
+    ("own search_path, round-robin tasks", ["SET LOCAL search_path = evil, pg_catalog", "SET LOCAL citus.task_assignment_policy = 'round-robin'"]),
     ("DateStyle SQL, DMY and a far time zone", ["SET LOCAL DateStyle = 'SQL, DMY'", "SET LOCAL TimeZone = 'Asia/Kolkata'",
                                                 "SET LOCAL IntervalStyle = 'sql_standard'"]),
     ("DateStyle Postgres with an abbreviation zone", ["SET LOCAL DateStyle = 'Postgres'", "SET LOCAL TimeZone = 'Asia/Shanghai'"]),
@@ -112,7 +117,11 @@ for who, user in (("citus_app", "citus_app"), ("citus_reader", "citus_reader")):
                 calls = ["SELECT sp_users.count_active_bans()", "SELECT pg_catalog.count(*) FROM sp_users.list_bans_by_source('manual')",
                          "SELECT pg_catalog.count(*) FROM sp_users.list_active_bans()"]
             state, msg = run(conn, *settings, *calls)
-            check(state is None, f"{who} through {'the coordinator' if port == PORTS[0] else 'a worker'}, {label}: the calls answer ({state} {msg})")
+            where = "the coordinator" if port == PORTS[0] else "a worker"
+            if propagate in settings:
+                check(state == "0A000", f"{who} through {where}, {label}: refused at the SET ({state} {msg})")
+            else:
+                check(state is None, f"{who} through {where}, {label}: the calls answer ({state} {msg})")
         conn.close()
 hits = [(i, q1(node, "SELECT string_agg(who || ':' || what, ', ') FROM evil.log")) for i, node in enumerate(nodes)]
 check(all(h is None for _, h in hits), f"no look-alike ran on any node, as anyone ({hits})")
@@ -124,10 +133,11 @@ bad = q1(coord, "SELECT count(*) FROM sp_users.banned_ips WHERE ip_address << '1
                 "(ban_count <> 2 OR expires_at - banned_at <> interval '2 hours' OR abs(extract(epoch FROM banned_at - now())) > 600)")
 check(bad == 0, f"every ban has count 2, the escalated 2 hours from now, whatever the caller's DateStyle or time zone ({bad} wrong)")
 
-# Citus replays a propagated SET by sending its whole query text: statements smuggled after the SET
-# would run on every connection of the transaction, also those ban_ip opens as the owner (the
-# third fresh-eyes run ran ALTER ROLE ... SUPERUSER that way). sp_users' guard (preloaded) refuses a
-# propagated SET or RESET that does not come alone; nothing smuggled runs anywhere.
+# Citus replays a propagated SET by sending its query text, glued to the others on one line, on
+# every connection of the transaction, also those ban_ip opens as the owner: statements smuggled
+# after it (fresh-eyes run 3), a string read differently there, a trailing comment swallowing the
+# next SETs (fresh-eyes run 4) ran as the owner. sp_users' guard (preloaded) refuses every SET that
+# Citus would propagate in its database; nothing smuggled runs anywhere.
 smuggled = "DO $$BEGIN PERFORM evil.hit('smuggled'); END$$"
 app = connect(PORTS[0], "citus_app")
 for label, steps in [
@@ -149,9 +159,13 @@ state, msg = run(app, "SET standard_conforming_strings = off", "SET LOCAL citus.
                  "SELECT sp_users.ban_ip('198.20.0.5', 'x', '1 hour')")
 check(state == "0A000", f"a SET read differently here (standard_conforming_strings off) and there: refused ({state} {msg})")
 run(app, "SET standard_conforming_strings = on")
-state, msg = run(app, "SET LOCAL citus.propagate_set_commands = 'local'", "SET LOCAL work_mem = '4MB'",
-                 "SELECT (sp_users.ban_ip('198.20.0.4', 'x', '1 hour')).ban_count")
-check(state is None and msg == [(1,)], f"a SET alone is still propagated and the ban made ({state} {msg})")
+for label, text in [("alone", "SET LOCAL work_mem = '4MB'"),
+                    ("ending in a line comment (Citus glues the next SETs onto that line)", "SET LOCAL work_mem = '4MB' --"),
+                    ("with a newline in a block comment", "SET LOCAL work_mem = '4MB' /*\n;SELECT evil.hit('comment'); -- */")]:
+    state, msg = run(app, propagate, text, "SELECT (sp_users.ban_ip('198.20.0.4', 'x', '1 hour')).ban_count")
+    check(state == "0A000", f"a SET LOCAL Citus would propagate, {label}: refused ({state} {msg})")
+state, msg = run(app, "SET LOCAL work_mem = '4MB' --", "SELECT (sp_users.ban_ip('198.20.0.4', 'x', '1 hour')).ban_count")
+check(state is None and msg == [(1,)], f"SET LOCAL without propagation: the ban is made ({state} {msg})")
 app.close()
 hits = [q1(node, "SELECT string_agg(who || ':' || what, ', ') FROM evil.log") for node in nodes]
 check(all(h is None for h in hits), f"nothing smuggled ran on any node ({hits})")
@@ -176,7 +190,8 @@ check(all(h is None for h in hits), f"... and nothing ran ({hits})")
 # (3) Workers grant only the ban functions to the sp_users roles.
 app_worker = connect(PORTS[1], "citus_app")
 app_coord = connect(PORTS[0], "citus_app")
-state, msg = run(app_worker, "SELECT sp_users.is_banned('198.18.1.1')")
+run(coord, "SELECT sp_users.ban_ip('198.21.0.1', 'for the worker check', NULL)")
+state, msg = run(app_worker, "SELECT sp_users.is_banned('198.21.0.1')")
 check(state is None and msg == [(True,)], f"app on a worker: is_banned answers ({state} {msg})")
 for call in ["SELECT sp_users.create_user('wk', 'wk@example.com')", "SELECT sp_users.find_by_email('wk@example.com')",
              "SELECT sp_users.start_session(NULL, 'wk-session')", "SELECT sp_users.get_stats()",
