@@ -70,6 +70,36 @@ LANGUAGE C STABLE;
 COMMENT ON FUNCTION sp_users._set_guard_installed() IS
 'Internal (sp_users.distribute(), on every Citus node): whether this server preloads sp_users, whose guard refuses a SET or RESET that Citus would propagate (citus.propagate_set_commands = local) together with other statements of its query text.';
 
+-- Citus opens its connections to the other nodes as the current user — inside a definer
+-- function, the owner of sp_users — and forwards SET LOCAL commands only inside a transaction
+-- block: a call made on its own reaches the other nodes under that connection's defaults. Those
+-- defaults, for the owner in this database, are pinned on every node, so that a statement on
+-- banned_ips is read there as it was written here (strings the standard way, dates in ISO), and on
+-- workers, where nobody works interactively, the search path too.
+CREATE FUNCTION sp_users._pin_owner_settings(with_search_path boolean) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owner_role text := (SELECT e.extowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_extension e
+                         WHERE e.extname OPERATOR(pg_catalog.=) 'sp_users');
+    setting text;
+    pinned integer := 0;
+BEGIN
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    FOREACH setting IN ARRAY ARRAY['standard_conforming_strings = on', 'DateStyle = ''ISO, MDY''', 'IntervalStyle = postgres']
+                             OPERATOR(pg_catalog.||) CASE WHEN with_search_path THEN ARRAY['search_path = pg_catalog, pg_temp']
+                                                           ELSE ARRAY[]::text[] END
+    LOOP
+        EXECUTE pg_catalog.format('ALTER ROLE %s IN DATABASE %I SET %s', owner_role, pg_catalog.current_database(), setting);
+        pinned := pinned OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN pinned;
+END
+$$;
+COMMENT ON FUNCTION sp_users._pin_owner_settings(boolean) IS
+'Internal (sp_users.distribute(), on every Citus node): ALTER ROLE <owner of sp_users> IN DATABASE <this one> SET standard_conforming_strings = on, DateStyle = ''ISO, MDY'', IntervalStyle = postgres (and, on workers, search_path = pg_catalog, pg_temp); returns how many: the defaults of the connections Citus opens as the owner for statements on banned_ips, to which it forwards no SET LOCAL outside a transaction block.';
+
 CREATE FUNCTION sp_users.distribute()
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql
@@ -117,10 +147,12 @@ BEGIN
     -- Every node: definer functions pinned (idempotent; workers added later get theirs when
     -- distribute() runs again); workers: only the ban functions granted.
     PERFORM sp_users._pin_search_paths();
+    PERFORM sp_users._pin_owner_settings(false);
     SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; ')
       INTO failures
       FROM pg_catalog.run_command_on_workers(
-               'SELECT sp_users._pin_search_paths() OPERATOR(pg_catalog.+) sp_users._restrict_worker()') r
+               'SELECT sp_users._pin_search_paths() OPERATOR(pg_catalog.+) sp_users._restrict_worker() '
+               'OPERATOR(pg_catalog.+) sp_users._pin_owner_settings(true)') r
      WHERE NOT r.success;
     IF failures IS NOT NULL THEN
         RAISE EXCEPTION 'sp_users.distribute() could not prepare every worker: %', failures
@@ -150,4 +182,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION sp_users.distribute() IS
-'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser, with sp_users preloaded on every node (shared_preload_libraries = ''citus,sp_users''; 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';
+'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser, with sp_users preloaded on every node (shared_preload_libraries = ''citus,sp_users''; 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings), and the string, date and interval styles (on workers also search_path) of the owner''s connections to this database on every node (ALTER ROLE ... IN DATABASE). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';

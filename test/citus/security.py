@@ -178,7 +178,18 @@ run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE 
     "ALTER DATABASE sp_users_citus SET search_path = evil, pg_catalog")
 fresh = connect(PORTS[0], "citus_app")
 state, msg = run(fresh, "SELECT (sp_users.ban_ip('198.19.0.1', '%s', '1 hour')).reason" % payload.replace("'", "''"))
+# The same on its own, outside a transaction block, where Citus forwards no SET LOCAL (fresh-eyes
+# run 5): the owner's connections start from their defaults, which distribute() pinned.
+auto_state = None
+try:
+    with fresh.cursor() as cur:  # autocommit
+        cur.execute("SELECT (sp_users.ban_ip('198.19.0.2', '%s', '1 hour')).reason" % payload.replace("'", "''"))
+except psycopg2.Error as e:
+    auto_state = e.pgcode
 fresh.close()
+reasons2 = [q1(node, "SELECT reason FROM sp_users.banned_ips WHERE ip_address = '198.19.0.2'") for node in nodes]
+check(auto_state is None and len(set(reasons2)) == 1 and reasons2[0] == payload,
+      f"... and in autocommit: stored as given everywhere ({auto_state} {reasons2})")
 run(workers[0], "SET LOCAL citus.enable_ddl_propagation = off", "ALTER DATABASE sp_users_citus RESET standard_conforming_strings",
     "ALTER DATABASE sp_users_citus RESET search_path")
 reasons = [q1(node, "SELECT reason FROM sp_users.banned_ips WHERE ip_address = '198.19.0.1'") for node in nodes]
