@@ -1738,11 +1738,23 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp', f);
         pinned := pinned OPERATOR(pg_catalog.+) 1;
     END LOOP;
+    -- The SQL and PL/pgSQL functions that call _citus_session() also get the settings it makes
+    -- canonical as SET clauses: a SQL function's statements are planned before its first one runs.
+    FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace
+                AND p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_citus\_session()%'
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c(setting)
+                                 WHERE c.setting OPERATOR(pg_catalog.~~*) 'datestyle=%')
+    LOOP
+        EXECUTE pg_catalog.format('ALTER ROUTINE %s SET DateStyle = ''ISO, MDY'' SET IntervalStyle = postgres '
+                                  'SET standard_conforming_strings = on', f);
+        pinned := pinned OPERATOR(pg_catalog.+) 1;
+    END LOOP;
     RETURN pinned;
 END
 $$;
 COMMENT ON FUNCTION sp_users._pin_search_paths() IS
-'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path — except the C request-path writes, which run their kept statements under pg_catalog alone on a Citus node. Returns how many it changed.';
+'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path (and DateStyle, IntervalStyle, standard_conforming_strings on the functions that call _citus_session()) — except the C request-path writes, which run their kept statements under pg_catalog alone on a Citus node. Returns how many it changed.';
 
 -- On a worker only the ban functions answer from the distributed data; the rest would read and
 -- write the worker's own, empty, sp_users tables.

@@ -38,7 +38,9 @@ command -v pg_createcluster >/dev/null || fail "pg_createcluster missing (packag
 
 # The README's steps, as written there.
 section=$(awk '/\*\*Scheduling with pg_cron\*\*/ { on = 1 } on' "$README")
-block() { printf '%s\n' "$section" | awk -v lang="$1" '$0 ~ "^[[:space:]]*```" lang "[[:space:]]*$" { f = 1; next } f && /^[[:space:]]*```/ { exit } f' | sed 's/^[[:space:]]*//'; }
+# (awk reads a here-string, not a pipe: with pipefail, a writer cut off by awk's early exit would
+# end the script silently once the section outgrows a pipe's buffer)
+block() { awk -v lang="$1" '$0 ~ "^[[:space:]]*```" lang "[[:space:]]*$" { f = 1; next } f && /^[[:space:]]*```/ { exit } f' <<<"$section" | sed 's/^[[:space:]]*//'; }
 conf=$(block ini)
 sql=$(block sql)
 for want in "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'app'" "cron.use_background_workers = on"; do
