@@ -205,6 +205,7 @@ CREATE OR REPLACE FUNCTION sp_users.count_active_bans() RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 AS $$
 BEGIN
+    PERFORM sp_users._citus_session();
     RETURN (SELECT pg_catalog.count(*) FROM sp_users.banned_ips b
              WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
 END
@@ -1180,6 +1181,7 @@ DECLARE
     net inet;
     banned_in_net bigint;
 BEGIN
+    PERFORM sp_users._citus_session(); -- it reads and changes banned_ips
     SELECT * INTO STRICT p FROM sp_users.failure_policies fp WHERE fp.kind = _address_banned.kind;
     SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
     ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, failures, p.address_window),
@@ -1593,8 +1595,7 @@ COMMENT ON FUNCTION sp_users.merge_users(uuid, uuid) IS
 'Moves every row that points at source to target — in every table of the database with a single-column foreign key to sp_users.users(id), whatever its schema, and in every column registered with register_user_reference — then deletes source, in one transaction. Both users are locked in id order first, tables are processed in a fixed order, so concurrent merges cannot deadlock each other. When a moved row would violate a unique index that has the user column as a key column (the target already has its counterpart; partial indexes, expression keys and NULLS NOT DISTINCT included), the target''s row is kept and the source''s is deleted, counted under tables->''dropped_duplicates''. Returns sessions moved, total rows moved, and tables: {"schema.table.column": rows moved} (zeros included). Per column, set_merge_policy makes a merge delete the source''s rows instead (counted under tables->''deleted_with_source'') or refuse while there are any (keep: 2BP01). Source = target raises 22023; a missing (or deleted) user P0002.';
 
 -- ==== Scale-out on Citus (issue 17). Same text as sql/install/50_bans.sql (_escalated_expiry,
--- _citus_session and the ban functions that call it), sql/install/75_brute_force.sql
--- (_address_banned) and sql/install/88_citus.sql.
+-- _citus_session and the ban functions calling it that 0.2.0 had) and sql/install/88_citus.sql.
 CREATE FUNCTION sp_users._escalated_expiry(start timestamptz, plain_expiry timestamptz, duration interval, previous_bans bigint) RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'sp_users_escalated_expiry'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -1606,20 +1607,6 @@ AS 'MODULE_PATHNAME', 'sp_users_citus_session'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION sp_users._citus_session() IS
 'Internal: on a Citus node, makes the settings that decide how Citus writes a statement and how other nodes read it canonical (search_path, DateStyle, IntervalStyle, standard_conforming_strings) here and, by Citus'' SET LOCAL propagation, on every node the transaction reaches, after any the caller had Citus replay there; until the calling function''s SET clause ends. Nothing elsewhere. Called first by every function whose statements on banned_ips Citus may run on other nodes as the owner.';
-
-CREATE OR REPLACE FUNCTION sp_users.unban_ip(ip text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    net inet := sp_users.normalize_ip(ip); -- first: bad text is 22P02 whatever the table holds
-BEGIN
-    PERFORM sp_users._citus_session();
-    DELETE FROM sp_users.banned_ips b WHERE b.ip_address = net;
-    RETURN FOUND;
-END
-$$;
-COMMENT ON FUNCTION sp_users.unban_ip(text) IS 'Removes exactly that entry (an address, or a network; covering or covered entries stay). False when there was none.';
 
 CREATE OR REPLACE FUNCTION sp_users.cleanup_expired_bans() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
@@ -1652,61 +1639,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION sp_users.list_bans_by_fingerprint(text) IS 'Every ban (active or expired) recorded with this source fingerprint, most recent first.';
 
-CREATE OR REPLACE FUNCTION sp_users.count_active_bans() RETURNS bigint
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-AS $$
-BEGIN
-    PERFORM sp_users._citus_session();
-    RETURN (SELECT pg_catalog.count(*) FROM sp_users.banned_ips b
-             WHERE b.expires_at IS NULL OR b.expires_at OPERATOR(pg_catalog.>) pg_catalog.now());
-END
-$$;
-COMMENT ON FUNCTION sp_users.count_active_bans() IS 'Number of active bans (addresses and networks).';
-
-CREATE OR REPLACE FUNCTION sp_users._address_banned(kind text, addr inet, failures integer,
-                                         OUT address_banned_until timestamptz, OUT network inet, OUT network_banned_until timestamptz)
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    p sp_users.failure_policies;
-    prev integer;
-    ban sp_users.banned_ips;
-    net inet;
-    banned_in_net bigint;
-BEGIN
-    PERFORM sp_users._citus_session(); -- it reads and changes banned_ips
-    SELECT * INTO STRICT p FROM sp_users.failure_policies fp WHERE fp.kind = _address_banned.kind;
-    SELECT b.ban_count INTO prev FROM sp_users.banned_ips b WHERE b.ip_address = addr;
-    ban := sp_users.ban_ip(host(addr), format('%s failures: %s within %s', p.kind, failures, p.address_window),
-                           sp_users._grown(p.address_ban, 2, coalesce(prev, 0), p.address_ban_max), 'brute_force:' || p.kind);
-    address_banned_until := coalesce(ban.expires_at, 'infinity');
-    DELETE FROM sp_users.address_failures a WHERE a.kind = p.kind AND a.ip_address = addr;
-    IF p.network_after IS NULL THEN
-        RETURN;
-    END IF;
-    net := network(set_masklen(addr, CASE family(addr) WHEN 4 THEN p.network_v4_prefix ELSE p.network_v6_prefix END));
-    -- One network decision at a time; in read committed the count below then sees every ban
-    -- committed before the lock was granted.
-    PERFORM pg_advisory_xact_lock(21328, hashtext('sp_users.network ' || net::text));
-    IF EXISTS (SELECT 1 FROM sp_users.banned_ips b WHERE b.ip_address >>= net AND (b.expires_at IS NULL OR b.expires_at > now())) THEN
-        RETURN; -- already banned, by this or by a covering network
-    END IF;
-    SELECT count(*) INTO banned_in_net FROM sp_users.banned_ips b
-     WHERE b.ip_address << net AND masklen(b.ip_address) = (CASE family(addr) WHEN 4 THEN 32 ELSE 128 END)
-       AND (b.expires_at IS NULL OR b.expires_at > now());
-    IF banned_in_net >= p.network_after THEN
-        ban := sp_users.ban_ip(host(net) || '/' || masklen(net), format('%s failures: %s banned addresses in %s', p.kind, banned_in_net, net),
-                               p.network_ban, 'brute_force:' || p.kind);
-        network := net;
-        network_banned_until := coalesce(ban.expires_at, 'infinity');
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION sp_users._address_banned(text, inet, integer) IS 'Internal (record_failure): bans an address whose failures crossed its policy''s threshold, clears its count, and bans its network when enough of its addresses are banned.';
-
--- What a failure that crossed an account threshold does: the next lockout, growing, capped, or
--- permanent at the policy's count. Returns the lockout's end.
 -- Scale-out on Citus (docs/scaling.md). Citus is optional: nothing here runs, and no Citus name is
 -- resolved, unless the citus extension exists in the database.
 

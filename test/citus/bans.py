@@ -1,20 +1,11 @@
 """Bans on Citus after sp_users.distribute(): banned_ips a reference table, is_banned exact on the
 coordinator and on every worker, in new and long-lived sessions, as bans come and go through any
 node. Run by test/integration/citus.sh against scripts/citus' cluster (argv: socket dir, ports)."""
-import sys
-
 import psycopg2
 
-SOCK, PORTS = sys.argv[1], [int(p) for p in sys.argv[2:]]
-DB = "sp_users_citus"
+from cluster import PORTS, check, connect, finish
+
 NAMES = ["coordinator"] + [f"worker {i}" for i in range(1, len(PORTS))]
-passed = failed = 0
-
-
-def connect(port):
-    c = psycopg2.connect(host=SOCK, port=port, dbname=DB, user="postgres")
-    c.autocommit = True
-    return c
 
 
 def q(conn, sql, args=None):
@@ -25,16 +16,6 @@ def q(conn, sql, args=None):
 
 def one(conn, sql, args=None):
     return q(conn, sql, args)[0][0]
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok {passed + failed} - {what}")
-    else:
-        failed += 1
-        print(f"not ok {passed + failed} - {what}")
 
 
 def error_of(conn, sql, args=None):
@@ -130,5 +111,4 @@ q(coord, "TRUNCATE sp_users.banned_ips")
 everywhere("100.64.3.231", False, "after TRUNCATE")
 everywhere("2001:db8::1", False, "after TRUNCATE")
 
-print(f"citus bans: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("citus bans")

@@ -9,29 +9,9 @@ search_path (also from a released savepoint), local execution off, round-robin t
 its own DateStyle / TimeZone / IntervalStyle, statements smuggled into a propagated SET. Nothing of
 it may run as anyone but itself, and every node must store the same, right ban. Then: on workers only the ban functions are granted.
 argv: socket dir, coordinator port, worker ports."""
-import sys
-
 import psycopg2
 
-SOCK, PORTS = sys.argv[1], [int(p) for p in sys.argv[2:]]
-DB = "sp_users_citus"
-passed = failed = 0
-
-
-def connect(port, user="postgres"):
-    c = psycopg2.connect(host=SOCK, port=port, dbname=DB, user=user)
-    c.autocommit = True
-    return c
-
-
-def check(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok {passed + failed} - {what}")
-    else:
-        failed += 1
-        print(f"not ok {passed + failed} - {what}")
+from cluster import PORTS, check, connect, finish
 
 
 def q1(conn, sql):
@@ -214,5 +194,4 @@ check(state is None and msg == [("wk",)], f"app on the coordinator: create_user 
 for c in (app_worker, app_coord):
     c.close()
 
-print(f"citus security: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("citus security")
