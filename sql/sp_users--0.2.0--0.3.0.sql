@@ -14,6 +14,12 @@
 -- errors (issue 14) are raised by C helpers without the CONTEXT of internal frames; emails must
 -- pass email_problem. Generated from sql/install at 0.3.0 (same text as a fresh install).
 -- >>> functions
+CREATE FUNCTION sp_users._sessions_distributed() RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_sessions_distributed'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION sp_users._sessions_distributed() IS
+'Internal: whether Citus splits sp_users.user_sessions into shards (sp_users.distribute()); the functions that join sessions to users take another statement shape then.';
+
 CREATE FUNCTION sp_users._fail(sqlstate text, message text, hint text DEFAULT NULL, constraint_name text DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'sp_users_fail'
@@ -81,18 +87,50 @@ COMMENT ON FUNCTION sp_users.find_user(text) IS 'Finds by whatever the identifie
 CREATE OR REPLACE FUNCTION sp_users.find_with_sessions(id uuid) RETURNS SETOF sp_users.user_with_sessions
 LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
 AS $$
+DECLARE
+    result sp_users.user_with_sessions;
 BEGIN
-    RETURN QUERY
-    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
-           (SELECT pg_catalog.count(*) FROM sp_users.user_sessions s
-             WHERE s.user_id OPERATOR(pg_catalog.=) u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
-           (SELECT pg_catalog.max(s.last_activity_at) FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) u.id)
+    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at
+      INTO result.id, result.name, result.email, result.full_name, result.status, result.roles, result.created_at
       FROM sp_users.users u
      WHERE u.id OPERATOR(pg_catalog.=) find_with_sessions.id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
+           pg_catalog.max(s.last_activity_at)
+      INTO result.active_sessions, result.last_session_at
+      FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) find_with_sessions.id;
+    RETURN NEXT result;
 END
 $$;
 COMMENT ON FUNCTION sp_users.find_with_sessions(uuid) IS
 'The user with its number of active sessions (not ended, not revoked, not expired) and last_session_at (latest last_activity_at of any of its sessions), or no row.';
+
+DROP FUNCTION sp_users._with_sessions(sp_users.users);
+
+CREATE OR REPLACE FUNCTION sp_users.list_non_anonymous_with_sessions(lim integer DEFAULT 20) RETURNS SETOF sp_users.user_with_sessions
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
+           coalesce(f.active_sessions, 0), f.last_session_at
+      FROM sp_users.users u
+      LEFT JOIN (SELECT s.user_id,
+                        count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)) AS active_sessions,
+                        max(s.last_activity_at) AS last_session_at
+                   FROM sp_users.user_sessions s
+                  WHERE s.user_id IS NOT NULL
+                  GROUP BY s.user_id) f ON f.user_id = u.id
+     WHERE u.status <> 'deleted' AND NOT (u.roles @> ARRAY['anonymous'::sp_users.user_role])
+     ORDER BY f.last_session_at DESC NULLS LAST, u.created_at DESC, u.id
+     LIMIT sp_users._page_limit(lim);
+END
+$$;
+COMMENT ON FUNCTION sp_users.list_non_anonymous_with_sessions(integer) IS
+'Users without role anonymous, with their session figures, most recent session activity first (users without sessions last). lim capped at 100.';
 
 CREATE OR REPLACE FUNCTION sp_users.get_activity(id uuid) RETURNS sp_users.user_activity
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -529,6 +567,43 @@ $$;
 COMMENT ON FUNCTION sp_users.bulk_update_status(uuid[], sp_users.user_status) IS
 'Sets the status of every listed (non-deleted) user; returns how many rows actually changed. Unknown ids are ignored.';
 
+CREATE OR REPLACE FUNCTION sp_users.count_old_anonymous(retention_days integer DEFAULT 30) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cutoff timestamptz := sp_users._retention(retention_days);
+    n bigint := 0;
+    page uuid[];
+    last_created timestamptz := '-infinity';
+    last_id uuid := '00000000-0000-0000-0000-000000000000';
+BEGIN
+    IF NOT sp_users._sessions_distributed() THEN
+        SELECT count(*) INTO n FROM sp_users.users u
+         WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+           AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                            WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+        RETURN n;
+    END IF;
+    -- Citus (sp_users.distribute()): the users here, their sessions on the workers; Citus does not
+    -- join them, so the candidates go to the workers a page at a time.
+    LOOP
+        SELECT array_agg(c.id ORDER BY c.created_at, c.id), max(c.created_at) INTO page, last_created FROM (
+            SELECT u.id, u.created_at FROM sp_users.users u
+             WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+               AND (u.created_at, u.id) > (last_created, last_id)
+             ORDER BY u.created_at, u.id LIMIT 5000) c;
+        EXIT WHEN page IS NULL;
+        last_id := page[cardinality(page)];
+        n := n + cardinality(page) - (SELECT count(DISTINCT s.user_id) FROM sp_users.user_sessions s
+                                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION sp_users.count_old_anonymous(integer) IS
+'Anonymous users created more than retention_days days ago (strictly) that have no active session — what cleanup_old_anonymous would delete.';
+
 CREATE OR REPLACE FUNCTION sp_users._cleanup_anonymous_batch(retention_days integer, batch_size integer) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -536,26 +611,64 @@ AS $$
 DECLARE
     cutoff timestamptz := sp_users._retention(retention_days);
     ids uuid[];
+    page uuid[];
+    busy uuid[];
+    last_created timestamptz := '-infinity';
+    last_id uuid := '00000000-0000-0000-0000-000000000000';
     deleted bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-    SELECT array_agg(c.id) INTO ids FROM (
-        SELECT u.id FROM sp_users.users u
-         WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+    IF NOT sp_users._sessions_distributed() THEN
+        SELECT array_agg(c.id) INTO ids FROM (
+            SELECT u.id FROM sp_users.users u
+             WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+               AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                                WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
+             ORDER BY u.created_at
+             LIMIT batch_size
+             FOR UPDATE SKIP LOCKED) c;
+        IF ids IS NULL THEN
+            RETURN 0;
+        END IF;
+        DELETE FROM sp_users.users u
+         WHERE u.id IN (SELECT unnest(ids)) -- a join, not array x table
            AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                            WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
-         ORDER BY u.created_at
-         LIMIT batch_size
-         FOR UPDATE SKIP LOCKED) c;
-    IF ids IS NULL THEN
+                            WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        RETURN deleted;
+    END IF;
+    -- Citus (sp_users.distribute()): the users here, their sessions on the workers, which Citus
+    -- does not join. Candidates a page at a time, oldest first: those without an active session
+    -- are locked (skipping users a session start holds), until batch_size are or none is left.
+    ids := '{}';
+    LOOP
+        SELECT array_agg(c.id ORDER BY c.created_at, c.id), max(c.created_at) INTO page, last_created FROM (
+            SELECT u.id, u.created_at FROM sp_users.users u
+             WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+               AND (u.created_at, u.id) > (last_created, last_id)
+             ORDER BY u.created_at, u.id LIMIT least(batch_size, 5000)) c;
+        EXIT WHEN page IS NULL;
+        last_id := page[cardinality(page)];
+        busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
+                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+        ids := ids || ARRAY(
+            SELECT u.id FROM sp_users.users u
+             WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
+               AND u.id <> ALL (busy)
+             ORDER BY u.created_at, u.id
+             LIMIT batch_size - cardinality(ids)
+             FOR UPDATE SKIP LOCKED);
+        EXIT WHEN cardinality(ids) >= batch_size;
+    END LOOP;
+    IF cardinality(ids) = 0 THEN
         RETURN 0;
     END IF;
-    DELETE FROM sp_users.users u
-     WHERE u.id IN (SELECT unnest(ids)) -- a join, not array x table
-       AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                        WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+    -- Under a fresh snapshot, now that they are locked: a session started before the lock counts.
+    busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
+                   WHERE s.user_id = ANY (ids) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+    DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;
 END
@@ -1045,11 +1158,13 @@ AS $$
               FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
              WHERE c.contype = 'f' AND c.confrelid = 'sp_users.users'::regclass AND cardinality(c.conkey) = 1 AND c.conparentid = 0
             UNION ALL
-            SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r) x
+            SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r
+            UNION ALL -- on Citus, where the foreign key cannot exist
+            SELECT 'sp_users.user_sessions'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._sessions_distributed()) x
      GROUP BY x.tbl, x.col
      ORDER BY x.tbl::text, x.col
 $$;
-COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered), with its merge policy (move, delete or keep).';
+COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered; on Citus sp_users.user_sessions.user_id, whose foreign key sp_users.distribute() replaces), with its merge policy (move, delete or keep).';
 
 REVOKE ALL ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() TO sp_users_admin;
@@ -1672,9 +1787,14 @@ BEGIN
     END LOOP;
     -- The SQL and PL/pgSQL functions that call _citus_session() also get the settings it makes
     -- canonical as SET clauses: a SQL function's statements are planned before its first one runs.
+    -- So do those whose statements on user_sessions Citus routes to the workers (their text written
+    -- here, read there under the owner's pinned defaults), and merges (their C part moves sessions).
     FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace
-                AND p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_citus\_session()%'
+                AND p.prolang OPERATOR(pg_catalog.<>) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'c')
+                AND (p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_citus\_session()%'
+                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_sessions%'
+                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_merge(%')
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c(setting)
                                  WHERE c.setting OPERATOR(pg_catalog.~~*) 'datestyle=%')
     LOOP
@@ -1753,6 +1873,22 @@ $$;
 COMMENT ON FUNCTION sp_users._pin_owner_settings(boolean) IS
 'Internal (sp_users.distribute(), on every Citus node): ALTER ROLE <owner of sp_users> IN DATABASE <this one> SET standard_conforming_strings = on, DateStyle = ''ISO, MDY'', IntervalStyle = postgres (and, on workers, search_path = pg_catalog, pg_temp); returns how many: the defaults of the connections Citus opens as the owner for statements on banned_ips, to which it forwards no SET LOCAL outside a transaction block.';
 
+-- Under sp_users.distribute() the foreign key from user_sessions to users is gone (Citus keeps no
+-- key from a distributed table to a coordinator table); its ON DELETE SET NULL is this trigger.
+CREATE FUNCTION sp_users._clear_sessions_of_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ids uuid[] := ARRAY(SELECT o.id FROM old_rows o);
+BEGIN
+    UPDATE sp_users.user_sessions s SET user_id = NULL WHERE s.user_id = ANY (ids);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION sp_users._clear_sessions_of_deleted() IS
+'Trigger (attached by sp_users.distribute() on Citus, where the foreign key from user_sessions to users cannot exist): sets user_id to NULL in the sessions of deleted users, as the foreign key''s ON DELETE SET NULL does on a single server (as the owner, like a foreign key''s action).';
+
 CREATE FUNCTION sp_users.distribute()
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql
@@ -1820,6 +1956,25 @@ BEGIN
         -- The rows now live in the placements; the coordinator's own table is an empty shell.
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.banned_ips');
     END IF;
+    -- Sessions: distributed by session_id, the key of every per-request call (session_exists,
+    -- touch_session, end_session: one shard each); anonymous sessions of a deleted user have no user
+    -- id. The foreign key to users cannot follow (Citus keeps none from a distributed table to a
+    -- coordinator table): start_session locks the user, merges move the column (src/pg/merge.cpp
+    -- always follows it), and a trigger clears it when a user is deleted.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.user_sessions'::pg_catalog.regclass) THEN
+        ALTER TABLE sp_users.user_sessions DROP CONSTRAINT IF EXISTS user_sessions_user_id_fkey;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass
+                          AND t.tgname OPERATOR(pg_catalog.=) 'users_clear_sessions_on_delete') THEN
+            CREATE TRIGGER users_clear_sessions_on_delete AFTER DELETE ON sp_users.users
+                REFERENCING OLD TABLE AS old_rows
+                FOR EACH STATEMENT EXECUTE FUNCTION sp_users._clear_sessions_of_deleted();
+        END IF;
+        PERFORM pg_catalog.create_distributed_table('sp_users.user_sessions', 'session_id', colocate_with => 'none');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_sessions');
+        PERFORM sp_users._pin_search_paths(); -- the trigger function, on this node
+    END IF;
     RETURN QUERY
         SELECT c.oid::pg_catalog.regclass,
                CASE WHEN p.logicalrelid IS NULL THEN 'coordinator'
@@ -1844,3 +1999,5 @@ REVOKE ALL ON FUNCTION sp_users._restrict_worker() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._set_guard_installed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._pin_owner_settings(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users.distribute() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._sessions_distributed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._clear_sessions_of_deleted() FROM PUBLIC;

@@ -87,29 +87,26 @@ AS 'MODULE_PATHNAME', 'sp_users_find_user'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.find_user(text) IS 'Finds by whatever the identifier is: a uuid by id, text containing @ by email, anything else by name.';
 
-CREATE FUNCTION sp_users._with_sessions(u sp_users.users) RETURNS sp_users.user_with_sessions
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
-           count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
-           max(s.last_activity_at)
-      FROM sp_users.user_sessions s
-     WHERE s.user_id = u.id
-$$;
-COMMENT ON FUNCTION sp_users._with_sessions(sp_users.users) IS 'Internal: a user with its active-session count and last session activity.';
-
+-- Two statements, not a join: under sp_users.distribute() (Citus) the sessions are on the
+-- workers and the users on the coordinator, which Citus does not join.
 CREATE FUNCTION sp_users.find_with_sessions(id uuid) RETURNS SETOF sp_users.user_with_sessions
 LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
 AS $$
+DECLARE
+    result sp_users.user_with_sessions;
 BEGIN
-    RETURN QUERY
-    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
-           (SELECT pg_catalog.count(*) FROM sp_users.user_sessions s
-             WHERE s.user_id OPERATOR(pg_catalog.=) u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
-           (SELECT pg_catalog.max(s.last_activity_at) FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) u.id)
+    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at
+      INTO result.id, result.name, result.email, result.full_name, result.status, result.roles, result.created_at
       FROM sp_users.users u
      WHERE u.id OPERATOR(pg_catalog.=) find_with_sessions.id AND u.status OPERATOR(pg_catalog.<>) 'deleted';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
+           pg_catalog.max(s.last_activity_at)
+      INTO result.active_sessions, result.last_session_at
+      FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) find_with_sessions.id;
+    RETURN NEXT result;
 END
 $$;
 COMMENT ON FUNCTION sp_users.find_with_sessions(uuid) IS
@@ -192,14 +189,28 @@ $$;
 COMMENT ON FUNCTION sp_users.list_by_filter(sp_users.user_status, sp_users.user_role, integer, integer) IS
 'Users matching every non-NULL filter (status, role, created more than older_than_days days ago), newest first, lim capped at 100. Deleted users never match, even with status => ''deleted''.';
 
+-- The session figures of every user at once (a grouped scan of the sessions, joined to the users):
+-- the order needs them all anyway, and under sp_users.distribute() Citus runs the grouping on the
+-- workers and joins its result to the coordinator's users.
 CREATE FUNCTION sp_users.list_non_anonymous_with_sessions(lim integer DEFAULT 20) RETURNS SETOF sp_users.user_with_sessions
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT w.* FROM sp_users.users u, LATERAL sp_users._with_sessions(u) w
+BEGIN
+    RETURN QUERY
+    SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
+           coalesce(f.active_sessions, 0), f.last_session_at
+      FROM sp_users.users u
+      LEFT JOIN (SELECT s.user_id,
+                        count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)) AS active_sessions,
+                        max(s.last_activity_at) AS last_session_at
+                   FROM sp_users.user_sessions s
+                  WHERE s.user_id IS NOT NULL
+                  GROUP BY s.user_id) f ON f.user_id = u.id
      WHERE u.status <> 'deleted' AND NOT (u.roles @> ARRAY['anonymous'::sp_users.user_role])
-     ORDER BY w.last_session_at DESC NULLS LAST, u.created_at DESC, u.id
-     LIMIT sp_users._page_limit($1)
+     ORDER BY f.last_session_at DESC NULLS LAST, u.created_at DESC, u.id
+     LIMIT sp_users._page_limit(lim);
+END
 $$;
 COMMENT ON FUNCTION sp_users.list_non_anonymous_with_sessions(integer) IS
 'Users without role anonymous, with their session figures, most recent session activity first (users without sessions last). lim capped at 100.';

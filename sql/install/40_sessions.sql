@@ -100,3 +100,10 @@ AS $$
     SELECT count(*) FROM ended
 $$;
 COMMENT ON FUNCTION sp_users.cleanup_sessions() IS 'Ends every session whose expires_at has passed (ended_at is set to its expiry time); returns how many.';
+
+-- Citus (docs/scaling.md): sp_users.distribute() splits user_sessions into shards on the workers.
+CREATE FUNCTION sp_users._sessions_distributed() RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_sessions_distributed'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION sp_users._sessions_distributed() IS
+'Internal: whether Citus splits sp_users.user_sessions into shards (sp_users.distribute()); the functions that join sessions to users take another statement shape then.';

@@ -57,14 +57,38 @@ $$;
 COMMENT ON FUNCTION sp_users._retention(integer) IS 'Internal: the creation cut-off for a retention in days (22023 when NULL or negative).';
 
 CREATE FUNCTION sp_users.count_old_anonymous(retention_days integer DEFAULT 30) RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT count(*) FROM sp_users.users u
-     WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
-       AND u.created_at < sp_users._retention($1)
-       AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                        WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
+DECLARE
+    cutoff timestamptz := sp_users._retention(retention_days);
+    n bigint := 0;
+    page uuid[];
+    last_created timestamptz := '-infinity';
+    last_id uuid := '00000000-0000-0000-0000-000000000000';
+BEGIN
+    IF NOT sp_users._sessions_distributed() THEN
+        SELECT count(*) INTO n FROM sp_users.users u
+         WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+           AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                            WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+        RETURN n;
+    END IF;
+    -- Citus (sp_users.distribute()): the users here, their sessions on the workers; Citus does not
+    -- join them, so the candidates go to the workers a page at a time.
+    LOOP
+        SELECT array_agg(c.id ORDER BY c.created_at, c.id), max(c.created_at) INTO page, last_created FROM (
+            SELECT u.id, u.created_at FROM sp_users.users u
+             WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+               AND (u.created_at, u.id) > (last_created, last_id)
+             ORDER BY u.created_at, u.id LIMIT 5000) c;
+        EXIT WHEN page IS NULL;
+        last_id := page[cardinality(page)];
+        n := n + cardinality(page) - (SELECT count(DISTINCT s.user_id) FROM sp_users.user_sessions s
+                                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+    END LOOP;
+    RETURN n;
+END
 $$;
 COMMENT ON FUNCTION sp_users.count_old_anonymous(integer) IS
 'Anonymous users created more than retention_days days ago (strictly) that have no active session — what cleanup_old_anonymous would delete.';
@@ -79,26 +103,64 @@ AS $$
 DECLARE
     cutoff timestamptz := sp_users._retention(retention_days);
     ids uuid[];
+    page uuid[];
+    busy uuid[];
+    last_created timestamptz := '-infinity';
+    last_id uuid := '00000000-0000-0000-0000-000000000000';
     deleted bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
     END IF;
-    SELECT array_agg(c.id) INTO ids FROM (
-        SELECT u.id FROM sp_users.users u
-         WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+    IF NOT sp_users._sessions_distributed() THEN
+        SELECT array_agg(c.id) INTO ids FROM (
+            SELECT u.id FROM sp_users.users u
+             WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+               AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
+                                WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
+             ORDER BY u.created_at
+             LIMIT batch_size
+             FOR UPDATE SKIP LOCKED) c;
+        IF ids IS NULL THEN
+            RETURN 0;
+        END IF;
+        DELETE FROM sp_users.users u
+         WHERE u.id IN (SELECT unnest(ids)) -- a join, not array x table
            AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                            WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at))
-         ORDER BY u.created_at
-         LIMIT batch_size
-         FOR UPDATE SKIP LOCKED) c;
-    IF ids IS NULL THEN
+                            WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        RETURN deleted;
+    END IF;
+    -- Citus (sp_users.distribute()): the users here, their sessions on the workers, which Citus
+    -- does not join. Candidates a page at a time, oldest first: those without an active session
+    -- are locked (skipping users a session start holds), until batch_size are or none is left.
+    ids := '{}';
+    LOOP
+        SELECT array_agg(c.id ORDER BY c.created_at, c.id), max(c.created_at) INTO page, last_created FROM (
+            SELECT u.id, u.created_at FROM sp_users.users u
+             WHERE u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted' AND u.created_at < cutoff
+               AND (u.created_at, u.id) > (last_created, last_id)
+             ORDER BY u.created_at, u.id LIMIT least(batch_size, 5000)) c;
+        EXIT WHEN page IS NULL;
+        last_id := page[cardinality(page)];
+        busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
+                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+        ids := ids || ARRAY(
+            SELECT u.id FROM sp_users.users u
+             WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
+               AND u.id <> ALL (busy)
+             ORDER BY u.created_at, u.id
+             LIMIT batch_size - cardinality(ids)
+             FOR UPDATE SKIP LOCKED);
+        EXIT WHEN cardinality(ids) >= batch_size;
+    END LOOP;
+    IF cardinality(ids) = 0 THEN
         RETURN 0;
     END IF;
-    DELETE FROM sp_users.users u
-     WHERE u.id IN (SELECT unnest(ids)) -- a join, not array x table
-       AND NOT EXISTS (SELECT 1 FROM sp_users.user_sessions s
-                        WHERE s.user_id = u.id AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+    -- Under a fresh snapshot, now that they are locked: a session started before the lock counts.
+    busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
+                   WHERE s.user_id = ANY (ids) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+    DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;
 END

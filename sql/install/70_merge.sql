@@ -109,8 +109,10 @@ AS $$
               FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
              WHERE c.contype = 'f' AND c.confrelid = 'sp_users.users'::regclass AND cardinality(c.conkey) = 1 AND c.conparentid = 0
             UNION ALL
-            SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r) x
+            SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r
+            UNION ALL -- on Citus, where the foreign key cannot exist
+            SELECT 'sp_users.user_sessions'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._sessions_distributed()) x
      GROUP BY x.tbl, x.col
      ORDER BY x.tbl::text, x.col
 $$;
-COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered), with its merge policy (move, delete or keep).';
+COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered; on Citus sp_users.user_sessions.user_id, whose foreign key sp_users.distribute() replaces), with its merge policy (move, delete or keep).';

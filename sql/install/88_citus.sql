@@ -31,9 +31,14 @@ BEGIN
     END LOOP;
     -- The SQL and PL/pgSQL functions that call _citus_session() also get the settings it makes
     -- canonical as SET clauses: a SQL function's statements are planned before its first one runs.
+    -- So do those whose statements on user_sessions Citus routes to the workers (their text written
+    -- here, read there under the owner's pinned defaults), and merges (their C part moves sessions).
     FOR f IN SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace
-                AND p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_citus\_session()%'
+                AND p.prolang OPERATOR(pg_catalog.<>) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'c')
+                AND (p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_citus\_session()%'
+                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_sessions%'
+                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_merge(%')
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c(setting)
                                  WHERE c.setting OPERATOR(pg_catalog.~~*) 'datestyle=%')
     LOOP
@@ -112,6 +117,22 @@ $$;
 COMMENT ON FUNCTION sp_users._pin_owner_settings(boolean) IS
 'Internal (sp_users.distribute(), on every Citus node): ALTER ROLE <owner of sp_users> IN DATABASE <this one> SET standard_conforming_strings = on, DateStyle = ''ISO, MDY'', IntervalStyle = postgres (and, on workers, search_path = pg_catalog, pg_temp); returns how many: the defaults of the connections Citus opens as the owner for statements on banned_ips, to which it forwards no SET LOCAL outside a transaction block.';
 
+-- Under sp_users.distribute() the foreign key from user_sessions to users is gone (Citus keeps no
+-- key from a distributed table to a coordinator table); its ON DELETE SET NULL is this trigger.
+CREATE FUNCTION sp_users._clear_sessions_of_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ids uuid[] := ARRAY(SELECT o.id FROM old_rows o);
+BEGIN
+    UPDATE sp_users.user_sessions s SET user_id = NULL WHERE s.user_id = ANY (ids);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION sp_users._clear_sessions_of_deleted() IS
+'Trigger (attached by sp_users.distribute() on Citus, where the foreign key from user_sessions to users cannot exist): sets user_id to NULL in the sessions of deleted users, as the foreign key''s ON DELETE SET NULL does on a single server (as the owner, like a foreign key''s action).';
+
 CREATE FUNCTION sp_users.distribute()
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql
@@ -178,6 +199,25 @@ BEGIN
         PERFORM pg_catalog.create_reference_table('sp_users.banned_ips');
         -- The rows now live in the placements; the coordinator's own table is an empty shell.
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.banned_ips');
+    END IF;
+    -- Sessions: distributed by session_id, the key of every per-request call (session_exists,
+    -- touch_session, end_session: one shard each); anonymous sessions of a deleted user have no user
+    -- id. The foreign key to users cannot follow (Citus keeps none from a distributed table to a
+    -- coordinator table): start_session locks the user, merges move the column (src/pg/merge.cpp
+    -- always follows it), and a trigger clears it when a user is deleted.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.user_sessions'::pg_catalog.regclass) THEN
+        ALTER TABLE sp_users.user_sessions DROP CONSTRAINT IF EXISTS user_sessions_user_id_fkey;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass
+                          AND t.tgname OPERATOR(pg_catalog.=) 'users_clear_sessions_on_delete') THEN
+            CREATE TRIGGER users_clear_sessions_on_delete AFTER DELETE ON sp_users.users
+                REFERENCING OLD TABLE AS old_rows
+                FOR EACH STATEMENT EXECUTE FUNCTION sp_users._clear_sessions_of_deleted();
+        END IF;
+        PERFORM pg_catalog.create_distributed_table('sp_users.user_sessions', 'session_id', colocate_with => 'none');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_sessions');
+        PERFORM sp_users._pin_search_paths(); -- the trigger function, on this node
     END IF;
     RETURN QUERY
         SELECT c.oid::pg_catalog.regclass,

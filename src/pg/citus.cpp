@@ -118,13 +118,19 @@ void install_set_guard() {
 
 bool set_guard_installed() { return guard_installed; }
 
-void canonical_session() {
-    if (!citus_in_process() || !OidIsValid(get_extension_oid("citus", true))) return;
+namespace {
+void require_guard(const char* what) {
     if (!guard_installed)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("on a Citus node, sp_users must be in shared_preload_libraries (after citus) to change or read bans through Citus"),
+                        errmsg("on a Citus node, sp_users must be in shared_preload_libraries (after citus) to %s through Citus", what),
                         errdetail("Its guard keeps statements smuggled into a propagated SET from running on other nodes as the owner of sp_users."),
                         errhint("shared_preload_libraries = 'citus,sp_users' on every node, restart, then SELECT * FROM sp_users.distribute() on the coordinator.")));
+}
+} // namespace
+
+void canonical_session() {
+    if (!citus_in_process() || !OidIsValid(get_extension_oid("citus", true))) return;
+    require_guard("change or read bans");
     save_and_set("citus.propagate_set_commands", "local");
     for (const Setting& g : kCanonical) save_and_set(g.name, g.value);
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
@@ -149,8 +155,21 @@ int begin_canonical() {
     return nest;
 }
 
+int begin_local_canonical() {
+    require_guard("read or write sessions");
+    const int nest = NewGUCNestLevel();
+    for (const Setting& g : kCanonical) save_and_set(g.name, g.value);
+    return nest;
+}
+
 void end_canonical(int nest) {
     if (nest > 0) AtEOXact_GUC(true, nest);
+}
+
+int shard_count(Oid table) {
+    if (!OidIsValid(get_extension_oid("citus", true))) return 0;
+    int64 shard = 0;
+    return shard_of(table, &shard);
 }
 
 Oid table_of(Oid relid) { return get_rel_relkind(relid) == RELKIND_INDEX ? IndexGetRelation(relid, false) : relid; }

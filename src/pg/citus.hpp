@@ -68,4 +68,14 @@ void canonical_session();
 int begin_canonical();
 void end_canonical(int nest);
 
+// For statements on a table Citus splits into shards (user_sessions after distribute()), which
+// Citus routes to a worker as text written here and read there under the owner's connection
+// defaults (pinned by distribute(); a propagated SET cannot change them, install_set_guard()):
+// the same settings as canonical_session() in a GUC nest level of its own, here only — no SET
+// LOCAL to replay, so it costs a few set_config calls. Close it with end_canonical().
+int begin_local_canonical();
+
+// How many shards Citus has for `table` (0 when Citus does not manage it or is not installed).
+int shard_count(Oid table);
+
 } // namespace sp::pg::citus

@@ -13,11 +13,13 @@
 #include "pg/address_pg.hpp"
 #include "pg/citus.hpp"
 #include "pg/errors.hpp"
+#include "pg/kept_statement.hpp"
 #include "pg/lookup.hpp"
 #include "pg/pg_headers.hpp"
 
 extern "C" {
 #include "access/genam.h"
+#include "access/tupconvert.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -91,6 +93,7 @@ Oid optional_relation(const char* name) {
         Oid nsp = get_namespace_oid("sp_users", true);
         Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
         if (!OidIsValid(rel)) return rel;
+        if (sp::pg::citus::shard_count(rel) > 1) return rel; // split into shards: read through Citus (sessions_distributed)
         Oid local = sp::pg::citus::local_relation(rel);
         Memo& m = memo();
         if (local != rel && m.count < Memo::kSize) m.relations[m.relation_count++] = sp::pg::citus::table_of(rel);
@@ -341,9 +344,55 @@ bool session_active(Relation rel, TupleTableSlot* slot, TimestampTz now) {
     Datum exp = slot_getattr(slot, column(rel, "expires_at"), &isnull);
     return isnull || DatumGetTimestampTz(exp) > now;
 }
+// Under sp_users.distribute(), Citus splits user_sessions into shards on the workers and the
+// coordinator's table is an empty shell: the session readers then ask Citus, through SQL. These
+// functions are not SECURITY DEFINER (EXECUTE is the gate, as for the index probes), so the
+// statement runs as the table's owner, under the settings Citus needs to write it for a worker
+// (citus.hpp). Errors unwind both with the (sub)transaction.
+template <typename Body>
+void through_citus(Body body) {
+    HeapTuple cls = SearchSysCache1(RELOID, ObjectIdGetDatum(sp_relation("user_sessions")));
+    if (!HeapTupleIsValid(cls)) elog(ERROR, "cache lookup failed for sp_users.user_sessions");
+    const Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(cls))->relowner;
+    ReleaseSysCache(cls);
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    const int nest = sp::pg::citus::begin_local_canonical();
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    body();
+    SPI_finish();
+    sp::pg::citus::end_canonical(nest);
+    SetUserIdAndSecContext(saved_user, saved_context);
+}
+
+sp::pg::KeptStatement session_exists_statement{
+    "SELECT 1 FROM sp_users.user_sessions s"
+    " WHERE s.session_id OPERATOR(pg_catalog.=) $1 AND s.ended_at IS NULL AND s.revoked_at IS NULL"
+    "   AND (s.expires_at IS NULL OR s.expires_at OPERATOR(pg_catalog.>) $2)",
+    2, {TEXTOID, TIMESTAMPTZOID}};
+sp::pg::KeptStatement active_sessions_statement{
+    "SELECT * FROM sp_users.user_sessions s"
+    " WHERE s.user_id OPERATOR(pg_catalog.=) $1 AND s.ended_at IS NULL AND s.revoked_at IS NULL"
+    "   AND (s.expires_at IS NULL OR s.expires_at OPERATOR(pg_catalog.>) $2)"
+    " ORDER BY s.last_activity_at DESC, s.session_id",
+    2, {UUIDOID, TIMESTAMPTZOID}};
+
 } // namespace
 
 namespace sp::pg::lookup {
+bool sessions_distributed() {
+    if (!sp::pg::citus::loaded()) return false;
+    return memoised("user_sessions@citus", false, [] {
+               Oid rel = optional_relation("user_sessions");
+               if (!OidIsValid(rel)) return Oid(1);
+               Memo& m = memo(); // Citus invalidates the table's relcache entry when it distributes it
+               if (m.relation_count < 2 * Memo::kSize) m.relations[m.relation_count++] = rel;
+               return Oid(sp::pg::citus::shard_count(rel) > 1 ? 2 : 1);
+           }) == 2;
+}
+
 void register_callbacks() noexcept { CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr)); }
 
 bool users_insert_names_email_first() {
@@ -480,6 +529,12 @@ SP_FUNCTION(sp_users_is_temporary_anonymous) {
 SP_FUNCTION(sp_users_session_exists) {
     bool exists = false;
     pg_call([&] {
+        if (sp::pg::lookup::sessions_distributed()) {
+            LOCAL_FCINFO(args, 2);
+            sp::pg::set_kept_args<2>(args, {PG_GETARG_DATUM(0), TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())}, {false, false});
+            through_citus([&] { exists = sp::pg::run_kept(session_exists_statement, args) > 0; });
+            return;
+        }
         const TimestampTz now = GetCurrentTransactionStartTimestamp();
         HeapTuple row = probe("user_sessions", "user_sessions_pkey", TextEqualOperator, F_TEXTEQ, PG_GETARG_DATUM(0), true,
                               [&](Relation rel, TupleTableSlot* slot) {
@@ -541,9 +596,33 @@ SP_FUNCTION(sp_users_list_active_sessions) {
         if (PG_ARGISNULL(0) || live_user_by_id(PG_GETARG_DATUM(0)) == nullptr) user_not_found(fcinfo);
         const TimestampTz now = GetCurrentTransactionStartTimestamp();
         Datum user_id = PG_GETARG_DATUM(0);
+        if (sp::pg::lookup::sessions_distributed()) {
+            InitMaterializedSRF(fcinfo, 0);
+            auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+            LOCAL_FCINFO(args, 2);
+            sp::pg::set_kept_args<2>(args, {user_id, TimestampTzGetDatum(now)}, {false, false});
+            through_citus([&] {
+                sp::pg::run_kept(active_sessions_statement, args);
+                TupleConversionMap* map = convert_tuples_by_position(SPI_tuptable->tupdesc, rsinfo->setDesc,
+                                                                     "sp_users: user_sessions does not match its row type");
+                for (uint64 i = 0; i < SPI_processed; ++i) {
+                    HeapTuple row = SPI_tuptable->vals[i];
+                    tuplestore_puttuple(rsinfo->setResult, map ? execute_attr_map_tuple(row, map) : row);
+                }
+            });
+            return;
+        }
         ordered_rows(fcinfo, "user_sessions", "user_sessions_user_idx", &user_id, kUuidEqualOperator, F_UUID_EQ,
                      "last_activity_at", F_TIMESTAMPTZ_EQ, TieSort{"session_id", F_BTTEXTCMP, DEFAULT_COLLATION_OID}, PG_INT64_MAX,
                      [&](Relation rel, TupleTableSlot* slot) { return session_active(rel, slot, now); });
     });
     return Datum(0);
+}
+
+// sp_users._sessions_distributed() RETURNS boolean: sessions_distributed() for the SQL functions
+// that need another statement shape on Citus.
+SP_FUNCTION(sp_users_sessions_distributed) {
+    bool distributed = false;
+    pg_call([&] { distributed = sp::pg::lookup::sessions_distributed(); });
+    return BoolGetDatum(distributed);
 }

@@ -15,6 +15,11 @@ void register_callbacks() noexcept;
 // the table or these indexes.
 bool users_insert_names_email_first();
 
+// True when Citus splits sp_users.user_sessions into shards (sp_users.distribute()): its rows are
+// then on the workers, and the session functions go through Citus' planner. Memoised until the
+// next invalidation of the table (Citus sends one when it distributes it).
+bool sessions_distributed();
+
 // The stored form of an email (sp_users.normalize_email: ASCII white space trimmed, lower-cased).
 Datum stored_email(Datum email);
 

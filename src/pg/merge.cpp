@@ -39,7 +39,11 @@ const char* kReferencesSql =
     "           AND pg_catalog.cardinality(con.conkey) = 1 AND con.conparentid = 0 "
     "        UNION "
     "        SELECT r.tbl::pg_catalog.oid, ra.attnum FROM sp_users.user_references r "
-    "          JOIN pg_catalog.pg_attribute ra ON ra.attrelid = r.tbl AND ra.attname = r.col AND NOT ra.attisdropped) ref "
+    "          JOIN pg_catalog.pg_attribute ra ON ra.attrelid = r.tbl AND ra.attname = r.col AND NOT ra.attisdropped "
+    // sp_users' own sessions, also without their foreign key (dropped by distribute() on Citus)
+    "        UNION "
+    "        SELECT sa.attrelid, sa.attnum FROM pg_catalog.pg_attribute sa "
+    "         WHERE sa.attrelid = 'sp_users.user_sessions'::pg_catalog.regclass AND sa.attname = 'user_id') ref "
     "  JOIN pg_catalog.pg_class c ON c.oid = ref.rel "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "  JOIN pg_catalog.pg_attribute a ON a.attrelid = ref.rel AND a.attnum = ref.attnum";

@@ -119,6 +119,30 @@ KeptStatement start_anonymous_session_statement{
     " RETURNING *",
     7, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID}};
 
+// Under sp_users.distribute() user_sessions is split into shards on the workers and users stays on
+// the coordinator: Citus routes a plain INSERT ... VALUES to the session's shard, but runs an
+// INSERT ... SELECT from a coordinator table through the coordinator. So the user is locked first
+// (FOR KEY SHARE, as above: the foreign key Citus cannot keep is gone), then the row inserted.
+KeptStatement lock_session_user_statement{
+    "SELECT CASE WHEN u.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role] THEN 'anon' ELSE 'registered' END"
+    "  FROM sp_users.users u"
+    " WHERE u.id OPERATOR(pg_catalog.=) $1 AND u.status OPERATOR(pg_catalog.<>) 'deleted'"
+    "   FOR KEY SHARE",
+    1, {UUIDOID}};
+KeptStatement start_routed_session_statement{
+    SP_SESSION_COLUMNS
+    " VALUES (" SP_SESSION_ID ", $1, sp_users.normalize_ip($3), $4, $5, $6, $8, " SP_SESSION_EXPIRY ")"
+    " RETURNING *",
+    8, {UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, TEXTOID}};
+
+// A session statement under sp_users.distribute(): written here for a worker (citus.hpp).
+uint64 run_session_statement(KeptStatement& k, FunctionCallInfo args) {
+    const int nest = sp::pg::lookup::sessions_distributed() ? sp::pg::citus::begin_local_canonical() : 0;
+    const uint64 n = run_kept(k, args);
+    sp::pg::citus::end_canonical(nest);
+    return n;
+}
+
 // One atomic upsert: concurrent bans of one address serialise on its primary key, so ban_count is
 // exact and escalation reads the count it increments. Permanent (NULL) stays permanent; a repeat
 // ban never shortens the running one; session ids stay distinct, the most recent 100. $10 is
@@ -156,14 +180,14 @@ KeptStatement ban_ip_statement{
 // session to now (never backwards); false for an unknown or inactive session.
 SP_FUNCTION(sp_users_touch_session) {
     uint64 n = 0;
-    with_spi([&] { n = run_kept(touch_statement, fcinfo); });
+    with_spi([&] { n = run_session_statement(touch_statement, fcinfo); });
     return BoolGetDatum(n > 0);
 }
 
 // sp_users.end_session(session_id text) RETURNS boolean: false when unknown or already ended.
 SP_FUNCTION(sp_users_end_session) {
     uint64 n = 0;
-    with_spi([&] { n = run_kept(end_statement, fcinfo); });
+    with_spi([&] { n = run_session_statement(end_statement, fcinfo); });
     return BoolGetDatum(n > 0);
 }
 
@@ -249,6 +273,21 @@ SP_FUNCTION(sp_users_start_session) {
         if (!PG_ARGISNULL(2)) DirectFunctionCall1(sp_users_normalize_ip, PG_GETARG_DATUM(2));
         if (!PG_ARGISNULL(6)) DirectFunctionCall2(sp_users_positive_interval, PG_GETARG_DATUM(6), CStringGetTextDatum("expires_in"));
     });
+    if (sp::pg::lookup::sessions_distributed()) {
+        with_spi([&] {
+            LOCAL_FCINFO(args, 8);
+            args->nargs = 8;
+            for (int i = 0; i < 7; ++i) args->args[i] = fcinfo->args[i];
+            args->args[7] = {CStringGetTextDatum("anon"), false};
+            if (!PG_ARGISNULL(0)) {
+                if (run_kept(lock_session_user_statement, fcinfo) != 1) raise_user_not_found(fcinfo, 0);
+                args->args[7].value = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+            }
+            if (run_session_statement(start_routed_session_statement, args) != 1) elog(ERROR, "sp_users.start_session: the insert returned no row");
+            result = row_datum(fcinfo, 0, upper);
+        });
+        return result;
+    }
     with_spi([&] {
         if (run_kept(PG_ARGISNULL(0) ? start_anonymous_session_statement : start_session_statement, fcinfo) == 1) {
             result = row_datum(fcinfo, 0, upper);
