@@ -4,7 +4,8 @@
 # directory /tmp/sp_users-citus-bench, ports 54860-54862, started fresh, stopped and removed at exit):
 #   * sp_users_citus on the coordinator: citus + sp_users, bench/api/load.sql (100 000 users,
 #     200 000 sessions, 20 000 bans), then sp_users.distribute() (banned_ips a reference table with a
-#     placement on every node; the other tables stay on the coordinator). Also read on worker 1.
+#     placement on every node; user_sessions split into 32 shards by session_id on the workers; the
+#     other tables stay on the coordinator). Also read on worker 1.
 #   * sp_users_single on the SAME coordinator server: plain sp_users WITHOUT the citus extension, same
 #     load = the single-node baseline (same server, same settings; Citus' hooks do nothing in a
 #     database without the extension).
@@ -83,6 +84,7 @@ rc=0; wait $load_s || rc=1; wait $load_c || rc=1
 q "$C" "$CDB" -c "SELECT relation::text || ': ' || placement FROM sp_users.distribute()" >"$OUT/distribute.log" 2>&1 ||
   { cat "$OUT/distribute.log" >&2; exit 1; }
 grep -qx 'sp_users.banned_ips: reference' "$OUT/distribute.log" || { echo "bench/citus.sh: distribute() did not make banned_ips a reference table" >&2; cat "$OUT/distribute.log" >&2; exit 1; }
+grep -qx 'sp_users.user_sessions: distributed' "$OUT/distribute.log" || { echo "bench/citus.sh: distribute() did not distribute user_sessions" >&2; cat "$OUT/distribute.log" >&2; exit 1; }
 q "$C" "$CDB" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SELECT create_reference_table('public.bench_bans_orig');
@@ -179,7 +181,7 @@ SHARDS=$(q "$C" "$CDB" -c "SELECT count(*) || ' shards on ' || count(DISTINCT no
 PINNED=$(q "$C" "$CDB" -c "SELECT string_agg(p.proname, ', ' ORDER BY p.proname) FROM pg_proc p
   WHERE p.pronamespace = 'sp_users'::regnamespace AND p.prosecdef AND p.proname NOT LIKE '\_%'
     AND EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
-    AND p.proname IN ('is_banned','get_ban','list_active_bans','count_active_bans','ban_ip','session_exists','touch_session','find_by_id','find_by_email','create_user','start_session')")
+    AND p.proname IN ('is_banned','get_ban','list_active_bans','count_active_bans','ban_ip','session_exists','touch_session','end_session','list_active_sessions','find_with_sessions','find_by_id','find_by_email','create_user','start_session')")
 SYNC_S=$(q "$C" "$SDB" -c "SHOW synchronous_commit"); SYNC_C=$(q "$C" "$CDB" -c "SHOW synchronous_commit")
 CONNINFO=$(q "$C" "$CDB" -c "SHOW citus.node_conninfo")
 SSL_W=$(q "$W1" "$CDB" -c "SHOW ssl")
@@ -208,12 +210,15 @@ ROWS=(
   "list_active_bans|list_active_bans|coordinator (own placement)|bench/api/list_active_bans.sp.sql|$C|$CDB|-|"
   "count_active_bans|count_active_bans|coordinator (SQL on the reference table: Citus planner, local execution)|bench/api/count_active_bans.sp.sql|$C|$CDB|-|"
   "ban_ip|ban_ip|coordinator, write through Citus (2PC to all 3 placements)|bench/api/ban_ip.sp.sql|$C|$CDB|wbans|"
-  "session_exists|session_exists|coordinator-local table|bench/api/session_exists.sp.sql|$C|$CDB|-|"
-  "touch_session|touch_session|coordinator-local table|bench/api/touch_session.sp.sql|$C|$CDB|w|"
+  "session_exists|session_exists|sessions distributed: routed to the session's shard on a worker|bench/api/session_exists.sp.sql|$C|$CDB|-|"
+  "touch_session|touch_session|sessions distributed: routed update|bench/api/touch_session.sp.sql|$C|$CDB|w|"
+  "end_session|end_session|sessions distributed: routed update|bench/api/end_session.sp.sql|$C|$CDB|w|"
+  "start_session|start_session|user locked on the coordinator, session inserted on its shard|bench/api/start_session.sp.sql|$C|$CDB|w|"
+  "list_active_sessions|list_active_sessions|sessions distributed: a user's sessions from every shard|bench/api/list_active_sessions.sp.sql|$C|$CDB|-|"
+  "find_with_sessions|find_with_sessions|user on the coordinator, session figures from every shard|bench/api/find_with_sessions.sp.sql|$C|$CDB|-|"
   "find_by_id|find_by_id|coordinator-local table|bench/api/find_by_id.sp.sql|$C|$CDB|-|"
   "find_by_email|find_by_email|coordinator-local table|bench/api/find_by_email.sp.sql|$C|$CDB|-|"
   "create_user|create_user|coordinator-local table|bench/api/create_user.sp.sql|$C|$CDB|w|"
-  "start_session|start_session|coordinator-local table|bench/api/start_session.sp.sql|$C|$CDB|w|"
   "kv|\`SELECT v FROM bench_kv WHERE id = :r\`|distributed table: coordinator routes to 1 worker over TCP, SSL (default sslmode=require)|$OUT/kv.sql|$C|$CDB|-|"
   "kv.nossl|\`SELECT v FROM bench_kv WHERE id = :r\`|distributed table, routed over TCP, citus.node_conninfo = 'sslmode=disable'|$OUT/kv.sql|$C|$CDB|-|sslmode=disable"
   "ref|\`SELECT v FROM bench_ref WHERE id = :r\`|reference table, read on the coordinator (local placement)|$OUT/ref.sql|$C|$CDB|-|"
@@ -340,7 +345,7 @@ ERRORS=()
     echo "No CPU pinning (taskset missing or 1 CPU). The A/A control row runs the single-node side against a copy of its database: its spread is the method's own noise."
   fi
   [ ${#UNPINNED[@]} -eq 0 ] || echo "Runs where a backend could not be pinned: ${UNPINNED[*]}."
-  echo "Writers (ban_ip, touch_session, create_user, start_session) run between two resets of both databases (bench/api/reset.sql,"
+  echo "Writers (ban_ip, touch_session, end_session, create_user, start_session) run between two resets of both databases (bench/api/reset.sql,"
   echo "the load time inlined: $RESET_SQL; bench_bans_orig is a reference table in $CDB); around ban_ip, banned_ips is also rebuilt"
   echo "from that pristine copy in load order ($BANS_SQL): otherwise the side with more ban_ip calls reshapes its GiST index more"
   echo "(single node: about 12 times the calls), and get_ban on that side later took half the time of a freshly loaded index."

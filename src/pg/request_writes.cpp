@@ -36,6 +36,17 @@ Datum row_datum(FunctionCallInfo fcinfo, uint64 row, MemoryContext upper) {
     return d;
 }
 
+// A duplicate session id under sp_users.distribute() comes back from the worker naming the shard's
+// index (user_sessions_pkey_102008) and no table: said as on one server instead.
+void name_table_not_shard(ErrorData* d) {
+    constexpr char kShardKey[] = "violates unique constraint \"user_sessions_pkey_";
+    if (d->sqlerrcode != ERRCODE_UNIQUE_VIOLATION || d->message == nullptr || std::strstr(d->message, kShardKey) == nullptr) return;
+    d->message = pstrdup("duplicate key value violates unique constraint \"user_sessions_pkey\"");
+    d->schema_name = pstrdup("sp_users");
+    d->table_name = pstrdup("user_sessions");
+    d->constraint_name = pstrdup("user_sessions_pkey");
+}
+
 // Connects SPI, runs body(), disconnects; errors unwind through pg_call (SPI is cleaned up by the
 // transaction's abort). A data error of the caller's making (class 22 or 23: a NULL name, a
 // duplicate session id, an expiry out of range) loses its CONTEXT: the kept statement that
@@ -51,6 +62,7 @@ void with_spi(Body body) {
     } catch (const sp::pg::PgError& e) {
         const int category = ERRCODE_TO_CATEGORY(e.data()->sqlerrcode);
         if (category == ERRCODE_DATA_EXCEPTION || category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) e.data()->context = nullptr;
+        pg_call([&] { name_table_not_shard(e.data()); });
         throw;
     }
 }

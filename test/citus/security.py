@@ -81,7 +81,12 @@ attacks = [
     ("DateStyle SQL, DMY and a far time zone", ["SET LOCAL DateStyle = 'SQL, DMY'", "SET LOCAL TimeZone = 'Asia/Kolkata'",
                                                 "SET LOCAL IntervalStyle = 'sql_standard'"]),
     ("DateStyle Postgres with an abbreviation zone", ["SET LOCAL DateStyle = 'Postgres'", "SET LOCAL TimeZone = 'Asia/Shanghai'"]),
+    ("standard_conforming_strings off here", ["SET LOCAL standard_conforming_strings = off"]),
 ]
+# Sessions live in shards on the workers (sp_users.distribute()): the app's session calls through
+# the coordinator are routed there as the owner, from text written here under the caller's settings.
+run(coord, "SELECT sp_users.create_user('sec-sess', 'sec-sess@example.com')")
+session_calls = 0
 n = 0
 for who, user in (("citus_app", "citus_app"), ("citus_reader", "citus_reader")):
     for port in PORTS[:2]:  # through the coordinator and through a worker
@@ -93,6 +98,12 @@ for who, user in (("citus_app", "citus_app"), ("citus_reader", "citus_reader")):
                 calls = [f"SELECT sp_users.ban_ip('{addr}', 'attack {n}', '1 hour')",
                          f"SELECT sp_users.ban_ip('{addr}', 'again', '1 hour', session_id => 's{n}', escalate => true)",
                          "SELECT sp_users.is_banned('%s')" % addr]
+                if port == PORTS[0]:
+                    me = "(SELECT id FROM sp_users.find_by_name('sec-sess'))"
+                    calls = [f"SELECT sp_users.start_session({me}, 'sec-{n}', '192.0.2.{n}', E'ua \\\\ ''q')",
+                             f"SELECT sp_users.touch_session('sec-{n}')", f"SELECT sp_users.session_exists('sec-{n}')",
+                             f"SELECT pg_catalog.count(*) FROM sp_users.list_active_sessions({me})",
+                             f"SELECT pg_catalog.count(*) FROM sp_users.find_with_sessions({me})"] + calls
             else:
                 calls = ["SELECT sp_users.count_active_bans()", "SELECT pg_catalog.count(*) FROM sp_users.list_bans_by_source('manual')",
                          "SELECT pg_catalog.count(*) FROM sp_users.list_active_bans()"]
@@ -102,6 +113,7 @@ for who, user in (("citus_app", "citus_app"), ("citus_reader", "citus_reader")):
                 check(state == "0A000", f"{who} through {where}, {label}: refused at the SET ({state} {msg})")
             else:
                 check(state is None, f"{who} through {where}, {label}: the calls answer ({state} {msg})")
+                session_calls += user == "citus_app" and port == PORTS[0]
         conn.close()
 hits = [(i, q1(node, "SELECT string_agg(who || ':' || what, ', ') FROM evil.log")) for i, node in enumerate(nodes)]
 check(all(h is None for _, h in hits), f"no look-alike ran on any node, as anyone ({hits})")
@@ -112,6 +124,11 @@ check(len(set(rows)) == 1 and rows[0] is not None, f"every node stores the same 
 bad = q1(coord, "SELECT count(*) FROM sp_users.banned_ips WHERE ip_address << '198.18.0.0/16' AND "
                 "(ban_count <> 2 OR expires_at - banned_at <> interval '2 hours' OR abs(extract(epoch FROM banned_at - now())) > 600)")
 check(bad == 0, f"every ban has count 2, the escalated 2 hours from now, whatever the caller's DateStyle or time zone ({bad} wrong)")
+stored = q1(coord, "SELECT count(*) || ': ' || string_agg(DISTINCT user_agent || '|' || (host(ip_address) ~ '^192[.]0[.]2[.]') || '|' || "
+                   "(expires_at - started_at)::text || '|' || (abs(extract(epoch FROM started_at - now())) < 600) || '|' || "
+                   "(last_activity_at >= started_at), '; ') FROM sp_users.user_sessions WHERE session_id LIKE 'sec-%'")
+check(stored == f"{session_calls}: ua \\ 'q|true|7 days|true|true",
+      f"every session stored as given, started now, expiring in 7 days, whatever the caller's settings ({stored})")
 
 # Citus replays a propagated SET by sending its query text, glued to the others on one line, on
 # every connection of the transaction, also those ban_ip opens as the owner: statements smuggled

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # sp_users on a real Citus cluster (scripts/citus: Citus 13.0.5 built from the vendored release and
 # cached, a coordinator and two workers on this machine): sp_users.distribute() and the ban path on
-# every node (test/citus/bans.py), the pgTAP suite against the coordinator after distribute(), what
-# keeps the nodes safe (test/citus/security.py), a third worker and a rebalance, and a live run of
-# the anonymous clean-up from pg_cron on the coordinator (waits for the next minute, at most 80 s).
+# every node (test/citus/bans.py), sessions split into shards (test/citus/sessions.py), the pgTAP
+# suite against the coordinator after distribute(), what keeps the nodes safe
+# (test/citus/security.py), a third worker and a rebalance with sessions in place, and a live run
+# of the anonymous clean-up from pg_cron on the coordinator (waits for the next minute, at most 80 s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export SP_USERS_CITUS_DIR=${SP_USERS_CITUS_TEST_DIR:-/tmp/sp_users-citus-test} SP_USERS_CITUS_PORT=${SP_USERS_CITUS_TEST_PORT:-54850}
@@ -15,7 +16,11 @@ P=$SP_USERS_CITUS_PORT
 failed=0
 
 psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION sp_users"
+# Sessions made before distribute(), which must move into the shards (test/citus/sessions.py).
+psql -X -q -v ON_ERROR_STOP=1 -c "WITH u AS (SELECT id FROM sp_users.create_user('pre-user', 'pre-user@example.com'))
+  SELECT sp_users.start_session(u.id, 'pre-' || i) FROM u, generate_series(1, 40) i" >/dev/null
 /usr/bin/python3 test/citus/bans.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
+/usr/bin/python3 test/citus/sessions.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
 
 # The pgTAP suite, on the coordinator after distribute() (bans.py ran it). The suite's scaffolding
 # (roles without LOGIN, schemas and functions of its own) stays on the coordinator: with DDL
@@ -40,20 +45,35 @@ SELECT 'job=' || sp_users.schedule_anonymous_cleanup('* * * * *', 30, true);
 SELECT 'created=' || count(*) FROM sp_users.create_anonymous('fp-citus-old');
 UPDATE sp_users.users SET created_at = now() - interval '40 days' WHERE email = 'fp-citus-old@anonymous.local';
 SELECT 'created=' || count(*) FROM sp_users.create_anonymous('fp-citus-new');
+SELECT 'created=' || count(*) FROM sp_users.start_session((SELECT id FROM sp_users.create_anonymous('fp-citus-busy')), 'busy-1');
+UPDATE sp_users.users SET created_at = now() - interval '40 days' WHERE email = 'fp-citus-busy@anonymous.local';
 SQL
 ) || failed=1
 job=$(echo "$out" | sed -n 's/^job=//p')
 
 # A third worker: distribute() again gives it its banned_ips placement and pinned functions; a
-# rebalance (nothing of sp_users is hash-distributed today) leaves every node exact.
+# rebalance moves session shards onto it with 60 sessions in place: every node stays exact.
+psql -X -q -v ON_ERROR_STOP=1 -c "WITH u AS (SELECT id FROM sp_users.create_user('rb-user', 'rb-user@example.com'))
+  SELECT sp_users.start_session(u.id, 'rb-' || i) FROM u, generate_series(1, 60) i" >/dev/null || failed=1
 scripts/citus add-worker >/dev/null
 out=$(psql -X -At -v ON_ERROR_STOP=1 <<'SQL'
 SELECT 'layout=' || placement FROM sp_users.distribute() WHERE relation = 'sp_users.banned_ips'::regclass;
-SELECT citus_rebalance_start() IS NOT NULL OR true;
-SELECT citus_rebalance_wait();
+SELECT rebalance_table_shards('sp_users.user_sessions', rebalance_strategy => 'by_shard_count'); -- moves before it returns
 SELECT sp_users.ban_ip('192.0.2.77', 'after the new worker', NULL) IS NOT NULL;
 SQL
 ) || failed=1
+rb=$(psql -X -At -v ON_ERROR_STOP=1 <<'SQL'
+SELECT 'rb=' || ((SELECT count(*) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+                   WHERE s.logicalrelid = 'sp_users.user_sessions'::regclass AND n.nodeport = (SELECT max(nodeport) FROM pg_dist_node)) > 0)
+       || ',' || (SELECT count(*) FROM sp_users.list_active_sessions((SELECT id FROM sp_users.users WHERE name = 'rb-user')))
+       || ',' || (SELECT count(*) FILTER (WHERE sp_users.session_exists('rb-' || i)) FROM generate_series(1, 60) i)
+       || ',' || (SELECT count(*) FILTER (WHERE sp_users.touch_session('rb-' || i)) FROM generate_series(1, 60) i)
+       || ',' || (SELECT active_sessions FROM sp_users.find_with_sessions((SELECT id FROM sp_users.users WHERE name = 'rb-user')));
+SQL
+) || failed=1
+[ "$rb" = "rb=true,60,60,60,60" ] &&
+  echo "ok - the rebalance moved session shards to the third worker; all 60 sessions found, active, touched ($rb)" ||
+  { echo "not ok - sessions after the rebalance (shards on w3, listed, exist, touched, counted: $rb)"; failed=1; }
 w3=$(scripts/citus psql w3 -At -c "SELECT 'w3=' || sp_users.is_banned('192.0.2.77') || ',' || sp_users.is_banned('192.0.2.78') || ',' || (SELECT count(*) FROM pg_proc WHERE pronamespace = 'sp_users'::regnamespace AND prosecdef AND proconfig IS NULL AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c'))") || failed=1
 echo "$out" | grep -q '^layout=reference$' && [ "$w3" = "w3=true,false,0" ] &&
   echo "ok - a third worker: banned_ips placed there, is_banned exact, definer functions pinned ($w3)" ||
@@ -68,7 +88,7 @@ res=$(psql -X -At -c "SELECT (SELECT count(*) FROM cron.job_run_details WHERE jo
                               (SELECT string_agg(split_part(email, '@', 1), ' ' ORDER BY email) FROM sp_users.users WHERE 'anonymous' = ANY (roles)) || ',' ||
                               (SELECT count(*) FROM sp_users.job_runs WHERE enforce AND rows_affected >= 1)") || failed=1
 case "$res" in
-  [1-9]*,fp-citus-new,[1-9]*) echo "ok - pg_cron on the coordinator ran the clean-up: the expired anonymous user is gone, the recent one stays ($res)" ;;
+  [1-9]*,"fp-citus-busy fp-citus-new",[1-9]*) echo "ok - pg_cron on the coordinator ran the clean-up: the expired anonymous user is gone; the recent one and an old one with an active session on a worker stay ($res)" ;;
   *) echo "not ok - pg_cron clean-up on the coordinator (succeeded runs, anonymous left, job_runs: $res)"; failed=1 ;;
 esac
 psql -X -q -c "SELECT sp_users.unschedule_anonymous_cleanup()" >/dev/null || failed=1
