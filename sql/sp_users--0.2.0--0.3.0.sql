@@ -89,6 +89,7 @@ LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
 AS $$
 DECLARE
     result sp_users.user_with_sessions;
+    moment timestamptz := pg_catalog.now(); -- a parameter: on Citus a now() in the statement would be each worker's
 BEGIN
     SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at
       INTO result.id, result.name, result.email, result.full_name, result.status, result.roles, result.created_at
@@ -97,7 +98,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
+    SELECT pg_catalog.count(*) FILTER (WHERE s.ended_at IS NULL AND s.revoked_at IS NULL
+                                             AND (s.expires_at IS NULL OR s.expires_at OPERATOR(pg_catalog.>) moment)),
            pg_catalog.max(s.last_activity_at)
       INTO result.active_sessions, result.last_session_at
       FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) find_with_sessions.id;
@@ -113,13 +115,16 @@ CREATE OR REPLACE FUNCTION sp_users.list_non_anonymous_with_sessions(lim integer
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    moment timestamptz := now(); -- a parameter: on Citus a now() in the statement would be each worker's
 BEGIN
     RETURN QUERY
     SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
            coalesce(f.active_sessions, 0), f.last_session_at
       FROM sp_users.users u
       LEFT JOIN (SELECT s.user_id,
-                        count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)) AS active_sessions,
+                        count(*) FILTER (WHERE s.ended_at IS NULL AND s.revoked_at IS NULL
+                                           AND (s.expires_at IS NULL OR s.expires_at > moment)) AS active_sessions,
                         max(s.last_activity_at) AS last_session_at
                    FROM sp_users.user_sessions s
                   WHERE s.user_id IS NOT NULL
@@ -577,6 +582,7 @@ DECLARE
     page uuid[];
     last_created timestamptz := '-infinity';
     last_id uuid := '00000000-0000-0000-0000-000000000000';
+    moment timestamptz := now(); -- on Citus, a parameter: a now() in the statement would be each worker's
 BEGIN
     IF NOT sp_users._sessions_distributed() THEN
         SELECT count(*) INTO n FROM sp_users.users u
@@ -596,7 +602,7 @@ BEGIN
         EXIT WHEN page IS NULL;
         last_id := page[cardinality(page)];
         n := n + cardinality(page) - (SELECT count(DISTINCT s.user_id) FROM sp_users.user_sessions s
-                                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+                                       WHERE s.user_id = ANY (page) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
     END LOOP;
     RETURN n;
 END
@@ -615,6 +621,7 @@ DECLARE
     busy uuid[];
     last_created timestamptz := '-infinity';
     last_id uuid := '00000000-0000-0000-0000-000000000000';
+    moment timestamptz := now(); -- on Citus, a parameter: a now() in the statement would be each worker's
     deleted bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
@@ -652,7 +659,7 @@ BEGIN
         EXIT WHEN page IS NULL;
         last_id := page[cardinality(page)];
         busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
-                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+                       WHERE s.user_id = ANY (page) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
         ids := ids || ARRAY(
             SELECT u.id FROM sp_users.users u
              WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
@@ -667,7 +674,7 @@ BEGIN
     END IF;
     -- Under a fresh snapshot, now that they are locked: a session started before the lock counts.
     busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
-                   WHERE s.user_id = ANY (ids) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+                   WHERE s.user_id = ANY (ids) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
     DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;
@@ -1132,7 +1139,8 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_constraint c
                     WHERE c.contype = 'f' AND c.conrelid = tbl AND c.confrelid = 'sp_users.users'::regclass AND c.conkey = ARRAY[attnum])
-       AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col) THEN
+       AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col)
+       AND NOT (tbl = 'sp_users.user_sessions'::regclass AND col = 'user_id') THEN -- followed without its key on Citus
         RAISE EXCEPTION 'column % of table % holds no user id a merge follows', col, tbl USING ERRCODE = '22023',
             HINT = 'A merge follows single-column foreign keys to sp_users.users(id) and columns registered with sp_users.register_user_reference.';
     END IF;
@@ -1974,6 +1982,14 @@ BEGIN
         PERFORM pg_catalog.create_distributed_table('sp_users.user_sessions', 'session_id', colocate_with => 'none');
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_sessions');
         PERFORM sp_users._pin_search_paths(); -- the trigger function, on this node
+    END IF;
+    -- Citus runs no distributed query from a parallel worker: the C session readers, which query
+    -- Citus on a distributed layout, stay in the leader there.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.user_sessions'::pg_catalog.regclass
+                  AND p.partmethod OPERATOR(pg_catalog.=) 'h') THEN
+        ALTER FUNCTION sp_users.session_exists(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.list_active_sessions(uuid) PARALLEL RESTRICTED;
     END IF;
     RETURN QUERY
         SELECT c.oid::pg_catalog.regclass,

@@ -94,6 +94,7 @@ LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
 AS $$
 DECLARE
     result sp_users.user_with_sessions;
+    moment timestamptz := pg_catalog.now(); -- a parameter: on Citus a now() in the statement would be each worker's
 BEGIN
     SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at
       INTO result.id, result.name, result.email, result.full_name, result.status, result.roles, result.created_at
@@ -102,7 +103,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)),
+    SELECT pg_catalog.count(*) FILTER (WHERE s.ended_at IS NULL AND s.revoked_at IS NULL
+                                             AND (s.expires_at IS NULL OR s.expires_at OPERATOR(pg_catalog.>) moment)),
            pg_catalog.max(s.last_activity_at)
       INTO result.active_sessions, result.last_session_at
       FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) find_with_sessions.id;
@@ -196,13 +198,16 @@ CREATE FUNCTION sp_users.list_non_anonymous_with_sessions(lim integer DEFAULT 20
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    moment timestamptz := now(); -- a parameter: on Citus a now() in the statement would be each worker's
 BEGIN
     RETURN QUERY
     SELECT u.id, u.name, u.email, u.full_name, u.status, u.roles, u.created_at,
            coalesce(f.active_sessions, 0), f.last_session_at
       FROM sp_users.users u
       LEFT JOIN (SELECT s.user_id,
-                        count(*) FILTER (WHERE sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)) AS active_sessions,
+                        count(*) FILTER (WHERE s.ended_at IS NULL AND s.revoked_at IS NULL
+                                           AND (s.expires_at IS NULL OR s.expires_at > moment)) AS active_sessions,
                         max(s.last_activity_at) AS last_session_at
                    FROM sp_users.user_sessions s
                   WHERE s.user_id IS NOT NULL

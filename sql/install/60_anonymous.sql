@@ -66,6 +66,7 @@ DECLARE
     page uuid[];
     last_created timestamptz := '-infinity';
     last_id uuid := '00000000-0000-0000-0000-000000000000';
+    moment timestamptz := now(); -- on Citus, a parameter: a now() in the statement would be each worker's
 BEGIN
     IF NOT sp_users._sessions_distributed() THEN
         SELECT count(*) INTO n FROM sp_users.users u
@@ -85,7 +86,7 @@ BEGIN
         EXIT WHEN page IS NULL;
         last_id := page[cardinality(page)];
         n := n + cardinality(page) - (SELECT count(DISTINCT s.user_id) FROM sp_users.user_sessions s
-                                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+                                       WHERE s.user_id = ANY (page) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
     END LOOP;
     RETURN n;
 END
@@ -107,6 +108,7 @@ DECLARE
     busy uuid[];
     last_created timestamptz := '-infinity';
     last_id uuid := '00000000-0000-0000-0000-000000000000';
+    moment timestamptz := now(); -- on Citus, a parameter: a now() in the statement would be each worker's
     deleted bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
@@ -144,7 +146,7 @@ BEGIN
         EXIT WHEN page IS NULL;
         last_id := page[cardinality(page)];
         busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
-                       WHERE s.user_id = ANY (page) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+                       WHERE s.user_id = ANY (page) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
         ids := ids || ARRAY(
             SELECT u.id FROM sp_users.users u
              WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
@@ -159,7 +161,7 @@ BEGIN
     END IF;
     -- Under a fresh snapshot, now that they are locked: a session started before the lock counts.
     busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
-                   WHERE s.user_id = ANY (ids) AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at));
+                   WHERE s.user_id = ANY (ids) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
     DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;

@@ -83,7 +83,8 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_constraint c
                     WHERE c.contype = 'f' AND c.conrelid = tbl AND c.confrelid = 'sp_users.users'::regclass AND c.conkey = ARRAY[attnum])
-       AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col) THEN
+       AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col)
+       AND NOT (tbl = 'sp_users.user_sessions'::regclass AND col = 'user_id') THEN -- followed without its key on Citus
         RAISE EXCEPTION 'column % of table % holds no user id a merge follows', col, tbl USING ERRCODE = '22023',
             HINT = 'A merge follows single-column foreign keys to sp_users.users(id) and columns registered with sp_users.register_user_reference.';
     END IF;

@@ -219,6 +219,14 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_sessions');
         PERFORM sp_users._pin_search_paths(); -- the trigger function, on this node
     END IF;
+    -- Citus runs no distributed query from a parallel worker: the C session readers, which query
+    -- Citus on a distributed layout, stay in the leader there.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.user_sessions'::pg_catalog.regclass
+                  AND p.partmethod OPERATOR(pg_catalog.=) 'h') THEN
+        ALTER FUNCTION sp_users.session_exists(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.list_active_sessions(uuid) PARALLEL RESTRICTED;
+    END IF;
     RETURN QUERY
         SELECT c.oid::pg_catalog.regclass,
                CASE WHEN p.logicalrelid IS NULL THEN 'coordinator'

@@ -166,10 +166,26 @@ void end_canonical(int nest) {
     if (nest > 0) AtEOXact_GUC(true, nest);
 }
 
-int shard_count(Oid table) {
-    if (!OidIsValid(get_extension_oid("citus", true))) return 0;
-    int64 shard = 0;
-    return shard_of(table, &shard);
+bool hash_distributed(Oid table) {
+    if (!OidIsValid(get_extension_oid("citus", true))) return false;
+    Oid dist_partition = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+    if (!OidIsValid(dist_partition)) return false;
+    // pg_dist_partition (Citus' catalog): logicalrelid regclass, partmethod "char", ... by number.
+    constexpr AttrNumber kPartitionRelid = 1, kPartMethod = 2;
+    Relation rel = table_open(dist_partition, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, kPartitionRelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(table));
+    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 1, &key);
+    bool hashed = false;
+    HeapTuple tup = systable_getnext(scan);
+    if (HeapTupleIsValid(tup)) {
+        bool isnull = false;
+        Datum method = heap_getattr(tup, kPartMethod, RelationGetDescr(rel), &isnull);
+        hashed = !isnull && DatumGetChar(method) == 'h';
+    }
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return hashed;
 }
 
 Oid table_of(Oid relid) { return get_rel_relkind(relid) == RELKIND_INDEX ? IndexGetRelation(relid, false) : relid; }
@@ -180,9 +196,9 @@ Oid local_relation(Oid relid) {
     int64 shard = 0;
     const int shards = shard_of(table, &shard);
     if (shards == 0) return relid;
-    if (shards > 1)
+    if (shards > 1 || hash_distributed(table))
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("sp_users.%s is split into %d shards by Citus, which sp_users does not support",
+                        errmsg("sp_users.%s is distributed by Citus (%d shards), which sp_users does not support for this table",
                                get_rel_name(table), shards),
                         errhint("sp_users.distribute() makes the layout sp_users supports; see docs/scaling.md.")));
     char name[NAMEDATALEN];

@@ -75,7 +75,8 @@ void end_canonical(int nest);
 // LOCAL to replay, so it costs a few set_config calls. Close it with end_canonical().
 int begin_local_canonical();
 
-// How many shards Citus has for `table` (0 when Citus does not manage it or is not installed).
-int shard_count(Oid table);
+// Whether Citus hash-distributes `table` (create_distributed_table), with any number of shards;
+// false when Citus does not manage it or is not installed.
+bool hash_distributed(Oid table);
 
 } // namespace sp::pg::citus

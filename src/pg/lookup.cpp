@@ -93,7 +93,7 @@ Oid optional_relation(const char* name) {
         Oid nsp = get_namespace_oid("sp_users", true);
         Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
         if (!OidIsValid(rel)) return rel;
-        if (sp::pg::citus::shard_count(rel) > 1) return rel; // split into shards: read through Citus (sessions_distributed)
+        if (sp::pg::citus::hash_distributed(rel)) return rel; // in shards: read through Citus (sessions_distributed)
         Oid local = sp::pg::citus::local_relation(rel);
         Memo& m = memo();
         if (local != rel && m.count < Memo::kSize) m.relations[m.relation_count++] = sp::pg::citus::table_of(rel);
@@ -389,7 +389,7 @@ bool sessions_distributed() {
                if (!OidIsValid(rel)) return Oid(1);
                Memo& m = memo(); // Citus invalidates the table's relcache entry when it distributes it
                if (m.relation_count < 2 * Memo::kSize) m.relations[m.relation_count++] = rel;
-               return Oid(sp::pg::citus::shard_count(rel) > 1 ? 2 : 1);
+               return Oid(sp::pg::citus::hash_distributed(rel) ? 2 : 1);
            }) == 2;
 }
 

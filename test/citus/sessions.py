@@ -5,6 +5,7 @@ holding only sp_users_app); deleting a user clears its sessions' user id (the fo
 DELETE SET NULL, which Citus cannot keep); a merge moves sessions from every shard, and a merge
 killed half-way — some shards' sessions already moved, one blocked — moves nothing; concurrent
 sign-ups with one email: exactly one wins. argv: socket dir, coordinator port, worker ports."""
+import datetime
 import threading
 import time
 
@@ -58,7 +59,7 @@ rows(coord, "GRANT sp_users_app TO sess_app")
 app = connect(PORTS[0], "sess_app")
 uid = one(app, "SELECT id FROM sp_users.create_user('sess-alice', 'sess-alice@example.com')")
 s = rows(app, "SELECT session_id, user_type, host(ip_address), expires_at - started_at FROM sp_users.start_session(%s, 'sa-1', '192.0.2.10', 'ua')", (uid,))
-check(s == [("sa-1", "registered", "192.0.2.10", __import__("datetime").timedelta(days=7))],
+check(s == [("sa-1", "registered", "192.0.2.10", datetime.timedelta(days=7))],
       f"start_session through the coordinator: the row as on one server ({s})")
 gen = one(app, "SELECT session_id FROM sp_users.start_session(%s)", (uid,))
 check(gen.startswith("sess_") and len(gen) == 37, f"start_session without an id makes one, routed by it ({gen})")
@@ -90,6 +91,25 @@ ws = rows(app, "SELECT name, active_sessions FROM sp_users.find_with_sessions(%s
 check(ws == [("sess-alice", 2)], f"find_with_sessions counts the sessions on the workers ({ws})")
 check(one(app, "SELECT sp_users.end_session('sa-1')") is True and one(app, "SELECT sp_users.end_session('sa-1')") is False
       and one(app, "SELECT sp_users.session_exists('sa-1')") is False, "end_session: true, then false; the session is no longer active")
+# In a parallel plan (Citus runs no distributed query from a parallel worker): distribute() marks
+# the C session readers PARALLEL RESTRICTED (fresh-eyes run: 0A000 before).
+par = rows(app, "SELECT set_config('force_parallel_mode', 'on', false), set_config('parallel_setup_cost', '0', false)")
+par = [one(app, f"SELECT sp_users.session_exists('{x}')") for x in (gen, "nope")] + \
+      [one(app, "SELECT count(*) FROM sp_users.list_active_sessions(%s)", (uid,))]
+rows(app, "RESET force_parallel_mode; RESET parallel_setup_cost")
+check(par == [True, False, 1], f"session_exists and list_active_sessions under force_parallel_mode ({par})")
+# One clock per transaction: a session expiring mid-transaction is active for every reader alike
+# (the SQL readers pass the transaction's now(); a now() in their statements was each worker's).
+rows(app, "SELECT sp_users.start_session(%s, 'sa-short', expires_in => '1 second')", (uid,))
+app.autocommit = False
+one(app, "SELECT now()")
+time.sleep(1.5)
+clock = [one(app, "SELECT sp_users.session_exists('sa-short')"),
+         one(app, "SELECT active_sessions FROM sp_users.find_with_sessions(%s)", (uid,)),
+         one(app, "SELECT count(*) FROM sp_users.list_active_sessions(%s)", (uid,))]
+app.rollback()
+app.autocommit = True
+check(clock == [True, 2, 2], f"a session that expired during the transaction is still active for all readers in it ({clock})")
 state, _ = error(app, "SELECT count(*) FROM sp_users.user_sessions")
 check(state == "42501", f"the app login still cannot read the table itself ({state})")
 app.close()
@@ -158,6 +178,8 @@ after = rows(coord, "SELECT count(*) FILTER (WHERE user_id = %s), count(*) FILTE
                     "FROM sp_users.user_sessions WHERE session_id LIKE 'ms-%%'", (dst,))
 check(m == [(24, 24)] and after == [(24, 24)], f"the merge run again moves the 24 sessions from every shard, now registered ({m}, {after})")
 check(one(coord, "SELECT count(*) FROM sp_users.users WHERE id = %s", (src,)) == 0, "and deletes the source")
+state, msg = error(coord, "SELECT sp_users.set_merge_policy('sp_users.user_sessions', 'user_id', 'move')")
+check(state is None, f"set_merge_policy accepts user_sessions.user_id, which merges follow without its key ({state} {msg})")
 
 # --- concurrent sign-ups with one email: exactly one wins (users live on the coordinator)
 results = []
