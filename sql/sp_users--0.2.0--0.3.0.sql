@@ -1810,11 +1810,15 @@ BEGIN
                                   'SET standard_conforming_strings = on', f);
         pinned := pinned OPERATOR(pg_catalog.+) 1;
     END LOOP;
+    -- Citus runs no distributed query from a parallel worker, and is_banned's first load of a ban
+    -- set in a backend may query banned_ips through Citus (a fresh-eyes run: 0A000 in a parallel
+    -- worker on a worker node): on a Citus node it runs in the leader.
+    ALTER FUNCTION sp_users.is_banned(text) PARALLEL RESTRICTED;
     RETURN pinned;
 END
 $$;
 COMMENT ON FUNCTION sp_users._pin_search_paths() IS
-'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path (and DateStyle, IntervalStyle, standard_conforming_strings on the functions that call _citus_session()) — except the C request-path writes, which run their kept statements under pg_catalog alone on a Citus node. Returns how many it changed.';
+'Internal (sp_users.distribute(), on every Citus node): gives every SECURITY DEFINER function of sp_users without a SET search_path the setting search_path = pg_catalog, pg_temp, because Citus re-parses the statements it routes under the caller''s search_path (and DateStyle, IntervalStyle, standard_conforming_strings on the functions that call _citus_session()) — except the C request-path writes, which run their kept statements under pg_catalog alone on a Citus node; and makes is_banned PARALLEL RESTRICTED (its first ban-set load may query through Citus, which a parallel worker cannot). Returns how many it changed.';
 
 -- On a worker only the ban functions answer from the distributed data; the rest would read and
 -- write the worker's own, empty, sp_users tables.
@@ -1897,6 +1901,29 @@ $$;
 COMMENT ON FUNCTION sp_users._clear_sessions_of_deleted() IS
 'Trigger (attached by sp_users.distribute() on Citus, where the foreign key from user_sessions to users cannot exist): sets user_id to NULL in the sessions of deleted users, as the foreign key''s ON DELETE SET NULL does on a single server (as the owner, like a foreign key''s action).';
 
+-- ... and its NO ACTION on updates: a user id that sessions hold cannot change.
+CREATE FUNCTION sp_users._keep_session_user_ids() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone uuid[] := ARRAY(SELECT o.id FROM old_rows o EXCEPT SELECT n.id FROM new_rows n);
+    held uuid;
+BEGIN
+    IF pg_catalog.cardinality(gone) OPERATOR(pg_catalog.>) 0 THEN
+        SELECT s.user_id INTO held FROM sp_users.user_sessions s WHERE s.user_id OPERATOR(pg_catalog.=) ANY (gone) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'update or delete on table "users" violates foreign key constraint "user_sessions_user_id_fkey" on table "user_sessions"'
+                USING ERRCODE = '23503', SCHEMA = 'sp_users', TABLE = 'user_sessions', CONSTRAINT = 'user_sessions_user_id_fkey',
+                      DETAIL = pg_catalog.format('Key (id)=(%s) is still referenced from table "user_sessions".', held);
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION sp_users._keep_session_user_ids() IS
+'Trigger (attached by sp_users.distribute() on Citus, where the foreign key from user_sessions to users cannot exist): refuses, as the foreign key did (23503), an UPDATE of users that changes the id of a user sessions still point at.';
+
 CREATE FUNCTION sp_users.distribute()
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql
@@ -1968,7 +1995,8 @@ BEGIN
     -- touch_session, end_session: one shard each); anonymous sessions of a deleted user have no user
     -- id. The foreign key to users cannot follow (Citus keeps none from a distributed table to a
     -- coordinator table): start_session locks the user, merges move the column (src/pg/merge.cpp
-    -- always follows it), and a trigger clears it when a user is deleted.
+    -- always follows it), a trigger clears it when a user is deleted, another refuses changing a
+    -- user id that sessions hold.
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
                     WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.user_sessions'::pg_catalog.regclass) THEN
         ALTER TABLE sp_users.user_sessions DROP CONSTRAINT IF EXISTS user_sessions_user_id_fkey;
@@ -1978,6 +2006,13 @@ BEGIN
             CREATE TRIGGER users_clear_sessions_on_delete AFTER DELETE ON sp_users.users
                 REFERENCING OLD TABLE AS old_rows
                 FOR EACH STATEMENT EXECUTE FUNCTION sp_users._clear_sessions_of_deleted();
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass
+                          AND t.tgname OPERATOR(pg_catalog.=) 'users_keep_session_user_ids') THEN
+            CREATE TRIGGER users_keep_session_user_ids AFTER UPDATE ON sp_users.users
+                REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                FOR EACH STATEMENT EXECUTE FUNCTION sp_users._keep_session_user_ids();
         END IF;
         PERFORM pg_catalog.create_distributed_table('sp_users.user_sessions', 'session_id', colocate_with => 'none');
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_sessions');
@@ -2017,3 +2052,4 @@ REVOKE ALL ON FUNCTION sp_users._pin_owner_settings(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users.distribute() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._sessions_distributed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._clear_sessions_of_deleted() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._keep_session_user_ids() FROM PUBLIC;

@@ -98,6 +98,15 @@ par = [one(app, f"SELECT sp_users.session_exists('{x}')") for x in (gen, "nope")
       [one(app, "SELECT count(*) FROM sp_users.list_active_sessions(%s)", (uid,))]
 rows(app, "RESET force_parallel_mode; RESET parallel_setup_cost")
 check(par == [True, False, 1], f"session_exists and list_active_sessions under force_parallel_mode ({par})")
+# is_banned too, on every node, in a fresh backend (its first ban-set load may query through Citus).
+fresh = []
+for port in PORTS:
+    c = connect(port)
+    rows(c, "SET force_parallel_mode = on")
+    state, msg = error(c, "SELECT sp_users.is_banned('10.9.9.9')")
+    fresh.append(state or one(c, "SELECT sp_users.is_banned('10.9.9.9')"))
+    c.close()
+check(fresh == [False] * len(PORTS), f"is_banned under force_parallel_mode in a fresh backend on every node ({fresh})")
 # One clock per transaction: a session expiring mid-transaction is active for every reader alike
 # (the SQL readers pass the transaction's now(); a now() in their statements was each worker's).
 rows(app, "SELECT sp_users.start_session(%s, 'sa-short', expires_in => '1 second')", (uid,))
@@ -120,6 +129,16 @@ rows(coord, "SELECT sp_users.start_session(%s, 'tmp-' || i) FROM generate_series
 rows(coord, "DELETE FROM sp_users.users WHERE id = %s", (tmp,))
 left = rows(coord, "SELECT count(*), count(user_id) FROM sp_users.user_sessions WHERE session_id LIKE 'tmp-%'")
 check(left == [(6, 0)], f"a deleted user's sessions stay, with user_id NULL ({left})")
+
+# ... and a user id that sessions hold cannot change (the key's NO ACTION on update)
+kid = one(coord, "SELECT id FROM sp_users.create_user('sess-kid', 'sess-kid@example.com')")
+rows(coord, "SELECT sp_users.start_session(%s, 'kid-1')", (kid,))
+state, msg = error(coord, "UPDATE sp_users.users SET id = gen_random_uuid() WHERE id = %s", (kid,))
+check(state == "23503" and "user_sessions_user_id_fkey" in msg, f"changing the id of a user with sessions: 23503 as on one server ({state} {msg})")
+free = one(coord, "SELECT id FROM sp_users.create_user('sess-free', 'sess-free@example.com')")
+state, _ = error(coord, "UPDATE sp_users.users SET id = gen_random_uuid() WHERE id = %s", (free,))
+state2, _ = error(coord, "UPDATE sp_users.users SET full_name = 'Kid' WHERE id = %s", (kid,))
+check(state is None and state2 is None, f"other updates go through ({state}, {state2})")
 
 # --- merges across shards
 src = one(coord, "SELECT id FROM sp_users.create_anonymous('sess-merge-src')")
@@ -207,9 +226,6 @@ check(sorted(results) == ["23505"] * 7 + ["won"], f"8 concurrent sign-ups with o
 # --- clean the suite's data (the pgTAP suite runs next and counts users)
 rows(coord, "DELETE FROM sp_users.user_sessions")
 rows(coord, "DELETE FROM sp_users.users")
-# Vacuumed and analysed now rather than by autovacuum while the pgTAP suite runs: its sweep of
-# every function (one transaction; _restrict_internals() rewrites users' pg_class row) then LOCKs
-# users, and deadlocked with an auto-analyze of users waiting for that row.
 rows(coord, "VACUUM ANALYZE sp_users.users, sp_users.user_sessions")
 rows(coord, "DROP ROLE sess_app")
 finish("sessions on Citus")
