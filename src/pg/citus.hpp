@@ -11,9 +11,10 @@ namespace sp::pg::citus {
 // The relation that holds the rows of `relid` (a table or an index of one) on this node: `relid`
 // itself, unless Citus keeps the table as a single shard (a reference table, or a Citus local
 // table on the coordinator); then the placement of that shard here. Raises 55000 when this node
-// holds no placement, and 0A000 for a table Citus splits into several shards. Does catalog
-// lookups: callers memoise the answer and forget it on a relcache invalidation of `relid`'s table
-// (Citus sends one whenever it changes the table's metadata).
+// holds no placement, and 0A000 for a table Citus hash-distributes (the session functions go
+// through Citus instead). Does catalog lookups: callers memoise the answer and forget it on a
+// relcache invalidation of `relid`'s table (Citus sends one whenever it changes the table's
+// metadata).
 Oid local_relation(Oid relid);
 
 // The table of `relid` (relid itself unless it is an index).

@@ -93,11 +93,21 @@ Oid optional_relation(const char* name) {
         Oid nsp = get_namespace_oid("sp_users", true);
         Oid rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
         if (!OidIsValid(rel)) return rel;
-        if (sp::pg::citus::hash_distributed(rel)) return rel; // in shards: read through Citus (sessions_distributed)
         Oid local = sp::pg::citus::local_relation(rel);
         Memo& m = memo();
         if (local != rel && m.count < Memo::kSize) m.relations[m.relation_count++] = sp::pg::citus::table_of(rel);
         return local;
+    });
+}
+
+// The table itself, never a Citus placement (or InvalidOid when it does not exist): for the
+// statements that go through Citus (sessions_distributed()).
+Oid optional_table(const char* name) {
+    char key[NAMEDATALEN * 2];
+    snprintf(key, sizeof key, "%s@table", name);
+    return memoised(key, true, [&] {
+        Oid nsp = get_namespace_oid("sp_users", true);
+        return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
     });
 }
 
@@ -351,7 +361,7 @@ bool session_active(Relation rel, TupleTableSlot* slot, TimestampTz now) {
 // (citus.hpp). Errors unwind both with the (sub)transaction.
 template <typename Body>
 void through_citus(Body body) {
-    HeapTuple cls = SearchSysCache1(RELOID, ObjectIdGetDatum(sp_relation("user_sessions")));
+    HeapTuple cls = SearchSysCache1(RELOID, ObjectIdGetDatum(optional_table("user_sessions")));
     if (!HeapTupleIsValid(cls)) elog(ERROR, "cache lookup failed for sp_users.user_sessions");
     const Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(cls))->relowner;
     ReleaseSysCache(cls);
@@ -384,12 +394,11 @@ sp::pg::KeptStatement active_sessions_statement{
 namespace sp::pg::lookup {
 bool sessions_distributed() {
     if (!sp::pg::citus::loaded()) return false;
+    // optional_table() memoises the table, whose relcache invalidation (Citus sends one when it
+    // distributes it) empties the memo, this verdict included.
     return memoised("user_sessions@citus", false, [] {
-               Oid rel = optional_relation("user_sessions");
-               if (!OidIsValid(rel)) return Oid(1);
-               Memo& m = memo(); // Citus invalidates the table's relcache entry when it distributes it
-               if (m.relation_count < 2 * Memo::kSize) m.relations[m.relation_count++] = rel;
-               return Oid(sp::pg::citus::hash_distributed(rel) ? 2 : 1);
+               Oid rel = optional_table("user_sessions");
+               return Oid(OidIsValid(rel) && sp::pg::citus::hash_distributed(rel) ? 2 : 1);
            }) == 2;
 }
 

@@ -280,12 +280,14 @@ SP_FUNCTION(sp_users_start_session) {
     // The arguments first, in a fixed order (23514, 22P02, 22023), then the user (P0002). Inside the
     // statement the order would depend on the plan: a custom plan folds the checks of constant
     // arguments before anything runs, a generic one reaches them only for a user it found.
+    bool distributed = false;
     pg_call([&] {
+        distributed = sp::pg::lookup::sessions_distributed();
         if (!PG_ARGISNULL(1)) DirectFunctionCall1(sp_users_checked_session_id, PG_GETARG_DATUM(1));
         if (!PG_ARGISNULL(2)) DirectFunctionCall1(sp_users_normalize_ip, PG_GETARG_DATUM(2));
         if (!PG_ARGISNULL(6)) DirectFunctionCall2(sp_users_positive_interval, PG_GETARG_DATUM(6), CStringGetTextDatum("expires_in"));
     });
-    if (sp::pg::lookup::sessions_distributed()) {
+    if (distributed) {
         with_spi([&] {
             LOCAL_FCINFO(args, 8);
             args->nargs = 8;
