@@ -95,6 +95,21 @@ CREATE TABLE sp_users.user_references (
 );
 COMMENT ON TABLE sp_users.user_references IS 'Columns that hold a user id without a foreign key, registered with register_user_reference; merges move them too.';
 
+-- Under sp_users.distribute() Citus splits users into shards by id, and a unique index holds only
+-- within a shard: these hold each taken email and each taken name once, split by their own key, so
+-- two sign-ups with one email meet on one shard whatever their user ids (docs/scaling.md). sp_users'
+-- functions write them with the user, in one transaction. Empty and unused on a single server.
+CREATE TABLE sp_users.user_emails (
+    email    text PRIMARY KEY,
+    user_id  uuid NOT NULL
+);
+COMMENT ON TABLE sp_users.user_emails IS 'Citus only (sp_users.distribute()): the user holding each email, distributed by email, so that emails stay unique across the shards of users. Written by sp_users'' functions; empty on a single server.';
+CREATE TABLE sp_users.user_names (
+    name     text PRIMARY KEY,
+    user_id  uuid NOT NULL
+);
+COMMENT ON TABLE sp_users.user_names IS 'Citus only (sp_users.distribute()): the user holding each name, distributed by name, so that names stay unique across the shards of users. Written by sp_users'' functions; empty on a single server.';
+
 -- The tables hold user data: pg_dump must dump their rows although they belong to the extension.
 SELECT pg_catalog.pg_extension_config_dump('sp_users.users', '');
 SELECT pg_catalog.pg_extension_config_dump('sp_users.user_sessions', '');
@@ -102,6 +117,8 @@ SELECT pg_catalog.pg_extension_config_dump('sp_users.banned_ips', '');
 SELECT pg_catalog.pg_extension_config_dump('sp_users.job_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('sp_users.job_runs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('sp_users.user_references', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.user_emails', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.user_names', '');
 
 -- updated_at is the database's job, whoever updates the row.
 CREATE FUNCTION sp_users._touch_updated_at() RETURNS trigger

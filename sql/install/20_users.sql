@@ -14,6 +14,13 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sp_users._checked_name(text) IS
 'Internal: the name as given when users_name_check accepts it (not empty, at most 255 characters); otherwise 23514 saying which, with constraint users_name_check, no row in DETAIL and no internal context.';
 
+-- Citus (docs/scaling.md): sp_users.distribute() may split users into shards by id.
+CREATE FUNCTION sp_users._users_distributed() RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_users_distributed'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION sp_users._users_distributed() IS
+'Internal: whether Citus splits sp_users.users into shards (sp_users.distribute()); the functions that write emails, names or delete users then also keep user_emails, user_names, the sessions and the account failures in step, which foreign keys and triggers do on a single server.';
+
 CREATE FUNCTION sp_users.create_user(name text, email text, full_name text DEFAULT NULL, display_name text DEFAULT NULL)
 RETURNS sp_users.users
 AS 'MODULE_PATHNAME', 'sp_users_create_user'
@@ -232,8 +239,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     result sp_users.users;
+    old sp_users.users;
     new_email text;
+    new_roles sp_users.user_role[];
     constraint_name text;
+    distributed boolean := sp_users._users_distributed();
 BEGIN
     IF changes ? 'email' THEN
         new_email := sp_users.normalize_email(changes->>'email');
@@ -241,6 +251,47 @@ BEGIN
             PERFORM sp_users._fail('23514', format('invalid email address "%s": %s', new_email, sp_users.email_problem(new_email)),
                                    NULL, 'users_email_check');
         END IF;
+    END IF;
+    IF changes ? 'roles' THEN -- a variable: Citus sends no subquery inside an UPDATE to a shard
+        new_roles := ARRAY(SELECT jsonb_array_elements_text(changes->'roles'))::sp_users.user_role[];
+    END IF;
+    IF distributed THEN
+        -- Citus (sp_users.distribute()): an email is unique through user_emails, claimed before the
+        -- row changes; the trigger that revokes a deleted user's sessions cannot run on a shard.
+        SELECT * INTO old FROM sp_users.users u WHERE u.id = _update_user.id AND u.status <> 'deleted' FOR UPDATE;
+        IF NOT FOUND THEN
+            PERFORM sp_users._user_not_found(_update_user.id);
+        END IF;
+        IF changes ? 'email' AND new_email IS DISTINCT FROM old.email THEN
+            IF new_email IS NULL THEN
+                PERFORM sp_users._fail('23502', 'null value in column "email" of relation "users" violates not-null constraint');
+            END IF;
+            IF NOT sp_users._claim_user_key('email', new_email, old.id) THEN
+                PERFORM sp_users._fail('23505', 'user already exists with email: ' || new_email, NULL, 'users_email_key');
+            END IF;
+            DELETE FROM sp_users.user_emails e WHERE e.email = old.email AND e.user_id = old.id;
+        END IF;
+        -- The new row computed here, sent as plain values: Citus sends no CASE over a stable cast
+        -- (enum input) to a shard.
+        result := old;
+        IF changes ? 'email' THEN
+            result.email := new_email;
+            result.email_verified := CASE WHEN new_email IS DISTINCT FROM old.email THEN false ELSE old.email_verified END;
+        END IF;
+        IF changes ? 'email_verified' THEN result.email_verified := (changes->>'email_verified')::boolean; END IF;
+        IF changes ? 'full_name' THEN result.full_name := changes->>'full_name'; END IF;
+        IF changes ? 'display_name' THEN result.display_name := changes->>'display_name'; END IF;
+        IF changes ? 'status' THEN result.status := (changes->>'status')::sp_users.user_status; END IF;
+        IF changes ? 'roles' THEN result.roles := new_roles; END IF;
+        UPDATE sp_users.users u
+           SET email = result.email, email_verified = result.email_verified, full_name = result.full_name,
+               display_name = result.display_name, status = result.status, roles = result.roles
+         WHERE u.id = old.id
+        RETURNING * INTO result;
+        IF result.status = 'deleted' AND old.status <> 'deleted' THEN
+            PERFORM sp_users._revoke_sessions_of(ARRAY[result.id]);
+        END IF;
+        RETURN result;
     END IF;
     UPDATE sp_users.users u SET
         email          = CASE WHEN changes ? 'email' THEN new_email ELSE u.email END,
@@ -250,7 +301,7 @@ BEGIN
         full_name      = CASE WHEN changes ? 'full_name' THEN changes->>'full_name' ELSE u.full_name END,
         display_name   = CASE WHEN changes ? 'display_name' THEN changes->>'display_name' ELSE u.display_name END,
         status         = CASE WHEN changes ? 'status' THEN (changes->>'status')::sp_users.user_status ELSE u.status END,
-        roles          = CASE WHEN changes ? 'roles' THEN ARRAY(SELECT jsonb_array_elements_text(changes->'roles'))::sp_users.user_role[] ELSE u.roles END
+        roles          = CASE WHEN changes ? 'roles' THEN new_roles ELSE u.roles END
      WHERE u.id = _update_user.id AND u.status <> 'deleted'
     RETURNING * INTO result;
     IF NOT FOUND THEN
@@ -318,7 +369,21 @@ CREATE FUNCTION sp_users.delete_user(id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    gone_email text;
+    gone_name text;
 BEGIN
+    IF sp_users._users_distributed() THEN
+        -- Citus: what the foreign keys do on one server (sessions keep their history, failures go)
+        -- and the user's email and name freed.
+        DELETE FROM sp_users.users u WHERE u.id = delete_user.id AND u.status <> 'deleted'
+        RETURNING u.email, u.name INTO gone_email, gone_name;
+        IF NOT FOUND THEN
+            PERFORM sp_users._user_not_found(delete_user.id);
+        END IF;
+        PERFORM sp_users._forget_deleted_users(ARRAY[delete_user.id], ARRAY[gone_email], ARRAY[gone_name]);
+        RETURN;
+    END IF;
     DELETE FROM sp_users.users u WHERE u.id = delete_user.id AND u.status <> 'deleted';
     IF NOT FOUND THEN
         PERFORM sp_users._user_not_found(delete_user.id);
@@ -329,14 +394,28 @@ COMMENT ON FUNCTION sp_users.delete_user(uuid) IS
 'Hard delete: removes the row (its sessions keep their history with user_id set to NULL). P0002 "user not found: ID" when there is no such non-deleted user.';
 
 CREATE FUNCTION sp_users.bulk_update_status(ids uuid[], status sp_users.user_status) RETURNS bigint
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH changed AS (
-        UPDATE sp_users.users u SET status = $2
-         WHERE u.id IN (SELECT unnest($1)) AND u.status <> 'deleted' AND u.status IS DISTINCT FROM $2 -- a join, not array x table
-        RETURNING 1)
-    SELECT count(*) FROM changed
+DECLARE
+    changed bigint;
+BEGIN
+    IF NOT sp_users._users_distributed() THEN
+        UPDATE sp_users.users u SET status = bulk_update_status.status
+         WHERE u.id IN (SELECT unnest(ids)) AND u.status <> 'deleted' AND u.status IS DISTINCT FROM bulk_update_status.status; -- a join, not array x table
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        RETURN changed;
+    END IF;
+    -- Citus: the users on every shard they are on; the sessions of those now deleted revoked here
+    -- (the trigger that does it on one server cannot run on a shard).
+    UPDATE sp_users.users u SET status = bulk_update_status.status
+     WHERE u.id = ANY (ids) AND u.status <> 'deleted' AND u.status IS DISTINCT FROM bulk_update_status.status;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    IF bulk_update_status.status = 'deleted' AND changed > 0 THEN
+        PERFORM sp_users._revoke_sessions_of(ids);
+    END IF;
+    RETURN changed;
+END
 $$;
 COMMENT ON FUNCTION sp_users.bulk_update_status(uuid[], sp_users.user_status) IS
 'Sets the status of every listed (non-deleted) user; returns how many rows actually changed. Unknown ids are ignored.';

@@ -7,6 +7,8 @@ AS $$
 DECLARE
     anon_email pg_catalog.text;
     new_id pg_catalog.uuid;
+    new_name pg_catalog.text;
+    holder pg_catalog.uuid;
     result sp_users.users;
 BEGIN
     IF fingerprint IS NULL OR pg_catalog.btrim(fingerprint) OPERATOR(pg_catalog.=) '' THEN
@@ -16,6 +18,32 @@ BEGIN
     IF sp_users.email_problem(anon_email) IS NOT NULL THEN -- like create_user: 23514 naming the rule
         PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s" from the fingerprint: %s', anon_email,
                                                           sp_users.email_problem(anon_email)), NULL, 'users_email_check');
+    END IF;
+    IF sp_users._users_distributed() THEN
+        -- Citus (sp_users.distribute()): the email's claim in user_emails is the arbiter; a racing
+        -- caller waits for it there and then finds the user that committed.
+        FOR attempt IN 1..8 LOOP
+            SELECT e.user_id INTO holder FROM sp_users.user_emails e WHERE e.email OPERATOR(pg_catalog.=) anon_email;
+            IF FOUND THEN
+                SELECT * INTO result FROM sp_users.users u
+                 WHERE u.id OPERATOR(pg_catalog.=) holder AND u.email OPERATOR(pg_catalog.=) anon_email;
+                IF FOUND THEN
+                    RETURN result;
+                END IF;
+            END IF;
+            new_id := pg_catalog.gen_random_uuid();
+            new_name := 'anonymous_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.replace(new_id::pg_catalog.text, '-', ''), 8);
+            IF sp_users._claim_user_key('email', anon_email, new_id) THEN
+                IF sp_users._claim_user_key('name', new_name, new_id) THEN
+                    INSERT INTO sp_users.users (id, name, email, roles) VALUES (new_id, new_name, anon_email, '{anonymous}')
+                    RETURNING * INTO result;
+                    RETURN result;
+                END IF;
+                DELETE FROM sp_users.user_emails e
+                 WHERE e.email OPERATOR(pg_catalog.=) anon_email AND e.user_id OPERATOR(pg_catalog.=) new_id;
+            END IF;
+        END LOOP;
+        PERFORM sp_users._fail('40001', 'could not create an anonymous user for fingerprint ' OPERATOR(pg_catalog.||) fingerprint);
     END IF;
     FOR attempt IN 1..8 LOOP
         SELECT * INTO result FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) anon_email;
@@ -110,6 +138,13 @@ DECLARE
     last_id uuid := '00000000-0000-0000-0000-000000000000';
     moment timestamptz := now(); -- on Citus, a parameter: a now() in the statement would be each worker's
     deleted bigint;
+    users_distributed boolean := sp_users._users_distributed();
+    shard_ids uuid[];
+    locked uuid[];
+    gone record;
+    gone_ids uuid[] := '{}';
+    gone_emails text[] := '{}';
+    gone_names text[] := '{}';
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
@@ -147,13 +182,27 @@ BEGIN
         last_id := page[cardinality(page)];
         busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
                        WHERE s.user_id = ANY (page) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
-        ids := ids || ARRAY(
-            SELECT u.id FROM sp_users.users u
-             WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
-               AND u.id <> ALL (busy)
-             ORDER BY u.created_at, u.id
-             LIMIT batch_size - cardinality(ids)
-             FOR UPDATE SKIP LOCKED);
+        IF NOT users_distributed THEN
+            ids := ids || ARRAY(
+                SELECT u.id FROM sp_users.users u
+                 WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
+                   AND u.id <> ALL (busy)
+                 ORDER BY u.created_at, u.id
+                 LIMIT batch_size - cardinality(ids)
+                 FOR UPDATE SKIP LOCKED);
+        ELSE
+            -- users split into shards too: Citus locks rows (FOR UPDATE) on one shard per statement.
+            FOR shard_ids IN SELECT array_agg(c.id) FROM unnest(page) c(id) WHERE c.id <> ALL (busy)
+                              GROUP BY get_shard_id_for_distribution_column('sp_users.users', c.id) LOOP
+                EXIT WHEN cardinality(ids) >= batch_size;
+                EXECUTE format('SELECT array_agg(l.id) FROM (SELECT u.id FROM sp_users.users u'
+                               ' WHERE u.id = ANY (%L::uuid[]) AND u.roles @> ARRAY[''anonymous''::sp_users.user_role]'
+                               '   AND u.status <> ''deleted'' LIMIT %s FOR UPDATE SKIP LOCKED) l',
+                               shard_ids, batch_size - cardinality(ids))
+                   INTO locked;
+                ids := ids || coalesce(locked, '{}');
+            END LOOP;
+        END IF;
         EXIT WHEN cardinality(ids) >= batch_size;
     END LOOP;
     IF cardinality(ids) = 0 THEN
@@ -162,9 +211,19 @@ BEGIN
     -- Under a fresh snapshot, now that they are locked: a session started before the lock counts.
     busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
                    WHERE s.user_id = ANY (ids) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
-    DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    RETURN deleted;
+    IF NOT users_distributed THEN
+        DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        RETURN deleted;
+    END IF;
+    -- What the foreign keys do on one server, and the deleted users' emails and names freed.
+    FOR gone IN DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy) RETURNING u.id, u.email, u.name LOOP
+        gone_ids := gone_ids || gone.id;
+        gone_emails := gone_emails || gone.email;
+        gone_names := gone_names || gone.name;
+    END LOOP;
+    PERFORM sp_users._forget_deleted_users(gone_ids, gone_emails, gone_names);
+    RETURN cardinality(gone_ids);
 END
 $$;
 COMMENT ON FUNCTION sp_users._cleanup_anonymous_batch(integer, integer) IS

@@ -38,7 +38,11 @@ BEGIN
                 AND p.prolang OPERATOR(pg_catalog.<>) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'c')
                 AND (p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_citus\_session()%'
                      OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_sessions%'
-                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_merge(%')
+                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_merge(%'
+                     OR (sp_users._users_distributed()
+                         AND (p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.users %'
+                              OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_emails%'
+                              OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_names%')))
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c(setting)
                                  WHERE c.setting OPERATOR(pg_catalog.~~*) 'datestyle=%')
     LOOP
@@ -160,7 +164,102 @@ $$;
 COMMENT ON FUNCTION sp_users._keep_session_user_ids() IS
 'Trigger (attached by sp_users.distribute() on Citus, where the foreign key from user_sessions to users cannot exist): refuses, as the foreign key did (23503), an UPDATE of users that changes the id of a user sessions still point at.';
 
-CREATE FUNCTION sp_users.distribute()
+-- With users split into shards by id (sp_users.distribute()), email and name are unique through
+-- user_emails and user_names, each split by its own key: two claims of one email meet on one shard,
+-- the second waits for the first and then finds it taken (or free, if the first rolled back).
+CREATE FUNCTION sp_users._claim_user_key(kind text, key text, user_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF kind = 'email' THEN
+        INSERT INTO sp_users.user_emails (email, user_id) VALUES (key, _claim_user_key.user_id) ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO sp_users.user_names (name, user_id) VALUES (key, _claim_user_key.user_id) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION sp_users._claim_user_key(text, text, uuid) IS
+'Internal (Citus, users distributed): claims an email (kind ''email'') or a name for a user in user_emails / user_names; false when another user holds it (waiting for a concurrent claim to commit or roll back).';
+
+-- create_user and create_user_if_absent on Citus with users distributed (src/pg/request_writes.cpp
+-- calls it): the claims first, email before name as on one server, then the row on its shard; all
+-- in the caller's distributed transaction, which Citus commits on every shard or none.
+CREATE FUNCTION sp_users._create_user_on_citus(name text, email text, full_name text, display_name text, if_absent boolean)
+RETURNS SETOF sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid := gen_random_uuid();
+    stored_name text := sp_users._checked_name(name);
+    stored_email text := sp_users._checked_email(email);
+BEGIN
+    IF stored_name IS NULL THEN
+        PERFORM sp_users._fail('23502', 'null value in column "name" of relation "users" violates not-null constraint');
+    END IF;
+    IF stored_email IS NULL THEN
+        PERFORM sp_users._fail('23502', 'null value in column "email" of relation "users" violates not-null constraint');
+    END IF;
+    IF NOT sp_users._claim_user_key('email', stored_email, new_id) THEN
+        IF if_absent THEN
+            RETURN;
+        END IF;
+        PERFORM sp_users._fail('23505', 'user already exists with email: ' || stored_email, NULL, 'users_email_key');
+    END IF;
+    IF NOT sp_users._claim_user_key('name', stored_name, new_id) THEN
+        IF if_absent THEN
+            DELETE FROM sp_users.user_emails e WHERE e.email = stored_email AND e.user_id = new_id;
+            RETURN;
+        END IF;
+        PERFORM sp_users._fail('23505', 'user already exists with name: ' || stored_name, NULL, 'users_name_key');
+    END IF;
+    RETURN QUERY
+        INSERT INTO sp_users.users (id, name, email, full_name, display_name)
+        VALUES (new_id, stored_name, stored_email, _create_user_on_citus.full_name,
+                coalesce(_create_user_on_citus.display_name, _create_user_on_citus.full_name))
+        RETURNING *;
+END
+$$;
+COMMENT ON FUNCTION sp_users._create_user_on_citus(text, text, text, text, boolean) IS
+'Internal (Citus, users distributed): create_user (if_absent false: 23505 naming users_email_key or users_name_key when taken) and create_user_if_absent (no row instead): claims the email, then the name, then inserts the user.';
+
+-- What the foreign keys to users and the trigger on users do on a single server when users are
+-- deleted, for users split into shards (their triggers run on the shards, which cannot reach the
+-- other tables): sessions keep their history without a user, failures go, email and name are free.
+CREATE FUNCTION sp_users._forget_deleted_users(ids uuid[], emails text[], names text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF coalesce(cardinality(ids), 0) = 0 THEN
+        RETURN;
+    END IF;
+    UPDATE sp_users.user_sessions s SET user_id = NULL WHERE s.user_id = ANY (ids);
+    DELETE FROM sp_users.account_failures a WHERE a.user_id = ANY (ids);
+    DELETE FROM sp_users.user_emails e WHERE e.email = ANY (emails) AND e.user_id = ANY (ids);
+    DELETE FROM sp_users.user_names n WHERE n.name = ANY (names) AND n.user_id = ANY (ids);
+END
+$$;
+COMMENT ON FUNCTION sp_users._forget_deleted_users(uuid[], text[], text[]) IS
+'Internal (Citus, users distributed): after deleting these users (with their emails and names), sets user_id NULL in their sessions, deletes their account failures and frees their emails and names: what the foreign keys and triggers do on a single server.';
+
+CREATE FUNCTION sp_users._revoke_sessions_of(ids uuid[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moment timestamptz := now();
+BEGIN
+    UPDATE sp_users.user_sessions s SET revoked_at = moment
+     WHERE s.user_id = ANY (ids) AND s.ended_at IS NULL AND s.revoked_at IS NULL;
+END
+$$;
+COMMENT ON FUNCTION sp_users._revoke_sessions_of(uuid[]) IS
+'Internal (Citus, users distributed): revokes the open sessions of these (soft-deleted) users, as the trigger users_revoke_sessions_on_delete does on a single server.';
+
+CREATE FUNCTION sp_users.distribute(distribute_users boolean DEFAULT true)
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -170,6 +269,7 @@ SET citus.enable_unsafe_triggers = on
 AS $$
 DECLARE
     failures text;
+    referencing text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'sp_users.distribute() needs Citus'
@@ -254,6 +354,60 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_sessions');
         PERFORM sp_users._pin_search_paths(); -- the trigger function, on this node
     END IF;
+    -- Users: distributed by id, the key of every per-user call (find_by_id, the updates, sessions'
+    -- user lookups: one shard each). A unique index holds only within a shard, so email and name
+    -- are unique through user_emails and user_names, distributed by their own key and written with
+    -- the user (_create_user_on_citus, _update_user, _forget_deleted_users). The foreign keys to
+    -- users and the triggers on users that write other tables cannot run on a shard: the functions
+    -- that delete users or soft-delete them do their work (account_failures stays here, without its
+    -- key); the statistics count the users (the counter triggers are dropped).
+    IF distribute_users AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                                         WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass) THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', con.conrelid::pg_catalog.regclass, con.conname), ', ')
+          INTO referencing
+          FROM pg_catalog.pg_constraint con
+         WHERE con.contype OPERATOR(pg_catalog.=) 'f'
+           AND con.confrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass
+           AND con.conrelid OPERATOR(pg_catalog.<>) ALL (ARRAY['sp_users.account_failures'::pg_catalog.regclass,
+                                                                'sp_users.user_sessions'::pg_catalog.regclass]);
+        IF referencing IS NOT NULL THEN
+            RAISE EXCEPTION 'sp_users.distribute() cannot split sp_users.users into shards: foreign keys of other tables reference it: %', referencing
+                USING ERRCODE = '0A000',
+                      HINT = 'Citus keeps no foreign key from a table on the coordinator to a distributed one. Either keep users on the coordinator: SELECT * FROM sp_users.distribute(distribute_users => false); or drop those keys, run distribute(), distribute your tables by their user id column (create_distributed_table(''<table>'', ''<column>'', colocate_with => ''sp_users.users'')) and add the keys again.';
+        END IF;
+        ALTER TABLE sp_users.account_failures DROP CONSTRAINT IF EXISTS account_failures_user_id_fkey;
+        DROP TRIGGER IF EXISTS users_count_insert ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_update ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_delete ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_truncate ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_row ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_revoke_sessions_on_delete ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_clear_sessions_on_delete ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_keep_session_user_ids ON sp_users.users;
+        -- The claims of the users there are, then the keys they replace.
+        INSERT INTO sp_users.user_emails (email, user_id) SELECT u.email, u.id FROM sp_users.users u ON CONFLICT DO NOTHING;
+        INSERT INTO sp_users.user_names (name, user_id) SELECT u.name, u.id FROM sp_users.users u ON CONFLICT DO NOTHING;
+        ALTER TABLE sp_users.users DROP CONSTRAINT IF EXISTS users_email_key, DROP CONSTRAINT IF EXISTS users_name_key;
+        PERFORM pg_catalog.create_distributed_table('sp_users.users', 'id', colocate_with => 'none');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.users');
+        PERFORM pg_catalog.create_distributed_table('sp_users.user_emails', 'email', colocate_with => 'none');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_emails');
+        PERFORM pg_catalog.create_distributed_table('sp_users.user_names', 'name', colocate_with => 'sp_users.user_emails');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_names');
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass
+                  AND p.partmethod OPERATOR(pg_catalog.=) 'h') THEN
+        -- The C readers of users query Citus there (in the leader of a parallel plan only).
+        ALTER FUNCTION sp_users.find_by_id(uuid) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_by_email(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_by_name(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_user(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_authenticated_user(uuid) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.get_roles(uuid) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.is_temporary_anonymous(uuid) PARALLEL RESTRICTED;
+        PERFORM sp_users._pin_search_paths(); -- the functions that now reach users through Citus
+    END IF;
     -- Citus runs no distributed query from a parallel worker: the C session readers, which query
     -- Citus on a distributed layout, stay in the leader there.
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
@@ -276,5 +430,5 @@ BEGIN
          ORDER BY c.relname;
 END
 $$;
-COMMENT ON FUNCTION sp_users.distribute() IS
-'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser, with sp_users preloaded on every node (shared_preload_libraries = ''citus,sp_users''; 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); splits user_sessions into shards by session_id on the workers (its foreign key to users replaced by a user lock in start_session, two triggers on users and merges always following the column; session_exists, list_active_sessions and is_banned made PARALLEL RESTRICTED); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings), and the string, date and interval styles (on workers also search_path) of the owner''s connections to this database on every node (ALTER ROLE ... IN DATABASE). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';
+COMMENT ON FUNCTION sp_users.distribute(boolean) IS
+'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser, with sp_users preloaded on every node (shared_preload_libraries = ''citus,sp_users''; 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); splits user_sessions into shards by session_id; with distribute_users (the default) also splits users into shards by id, emails and names staying unique through user_emails and user_names (split by their own key; 0A000 while tables of yours have foreign keys to users: keep users on the coordinator with distribute_users => false, or see docs/scaling.md). The foreign keys and triggers that cannot follow are replaced by the functions (see docs/scaling.md); the C readers that query Citus are made PARALLEL RESTRICTED; on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings), and the string, date and interval styles (on workers also search_path) of the owner''s connections to this database on every node (ALTER ROLE ... IN DATABASE). Idempotent; keeps the data; never moves users back to the coordinator. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared. 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); splits user_sessions into shards by session_id on the workers (its foreign key to users replaced by a user lock in start_session, two triggers on users and merges always following the column; session_exists, list_active_sessions and is_banned made PARALLEL RESTRICTED); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings), and the string, date and interval styles (on workers also search_path) of the owner''s connections to this database on every node (ALTER ROLE ... IN DATABASE). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';

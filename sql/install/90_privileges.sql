@@ -52,7 +52,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON ALL TABLES IN SCHE
 GRANT ALL ON ALL SEQUENCES IN SCHEMA sp_users TO sp_users_admin;
 SELECT sp_users._restrict_internals();
 -- distribute() changes where the tables live (Citus): the extension's owner or a superuser only.
-REVOKE ALL ON FUNCTION sp_users.distribute() FROM sp_users_admin;
+REVOKE ALL ON FUNCTION sp_users.distribute(boolean) FROM sp_users_admin;
 
 -- Helpers any role may call (pure; they read no data).
 GRANT EXECUTE ON FUNCTION

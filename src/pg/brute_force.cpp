@@ -4,8 +4,10 @@
 // PL/pgSQL that bans, aggregates into a network ban or locks the account. The upsert's row lock
 // serialises concurrent failures of one subject, so exactly one of them crosses a threshold.
 #include "pg/address_pg.hpp"
+#include "pg/citus.hpp"
 #include "pg/errors.hpp"
 #include "pg/kept_statement.hpp"
+#include "pg/lookup.hpp"
 #include "pg/trigger_check.hpp"
 
 extern "C" {
@@ -121,6 +123,29 @@ KeptStatement count_account{
     3, {TEXTOID, UUIDOID, INTERVALOID}};
 
 KeptStatement user_exists{"SELECT 1 FROM sp_users.users u WHERE u.id = $1 AND u.status <> 'deleted'", 1, {UUIDOID}};
+
+// Under sp_users.distribute() with users split into shards (account_failures stays on the
+// coordinator, without its foreign key): the user is locked on its shard first, as the key's check
+// did (a concurrent delete_user waits, then removes the row with the user's failures), then counted.
+KeptStatement lock_user{"SELECT 1 FROM sp_users.users u WHERE u.id = $1 AND u.status <> 'deleted' FOR KEY SHARE", 1, {UUIDOID}};
+KeptStatement count_account_of_locked_user{
+    "INSERT INTO sp_users.account_failures AS a (user_id, kind, failures, last_failure_at) VALUES ($2, $1, 1, pg_catalog.now())"
+    " ON CONFLICT ON CONSTRAINT account_failures_pkey DO UPDATE"
+    "    SET failures = CASE WHEN a.last_failure_at < pg_catalog.now() - $3 THEN 1 ELSE a.failures + 1 END,"
+    "        lockouts = CASE WHEN a.last_failure_at < pg_catalog.now() - $3 AND NOT coalesce(a.locked_until > pg_catalog.now(), false)"
+    "                        THEN 0 ELSE a.lockouts END,"
+    "        last_failure_at = pg_catalog.now()"
+    " RETURNING a.failures, a.lockouts, a.locked_until",
+    3, {TEXTOID, UUIDOID, INTERVALOID}};
+
+// Whether the user exists (not deleted); on Citus with users distributed, also locked FOR KEY SHARE.
+bool user_there(FunctionCallInfo args, bool distributed) {
+    if (!distributed) return run_kept(user_exists, args) == 1;
+    const int nest = sp::pg::citus::begin_local_canonical();
+    const bool there = run_kept(lock_user, args) == 1;
+    sp::pg::citus::end_canonical(nest);
+    return there;
+}
 KeptStatement address_banned{"SELECT * FROM sp_users._address_banned($1, $2, $3)", 3, {TEXTOID, INETOID, INT4OID}};
 KeptStatement account_locked{"SELECT sp_users._account_locked($1, $2, $3)", 3, {TEXTOID, UUIDOID, INT4OID}};
 
@@ -169,10 +194,11 @@ SP_FUNCTION(sp_users_record_failure) {
                         "INSERT INTO sp_users.failure_policies (kind) VALUES (...) adds a kind with the default policy.");
         const Policy p = *policy; // the cache may be reloaded by a later call
         LOCAL_FCINFO(args, 4);
-        if (has_user && !p.counts_accounts) {
+        const bool distributed = has_user && sp::pg::lookup::users_distributed();
+        if (has_user && (!p.counts_accounts || distributed)) {
             // Not counted, but a missing user is still an error, as for a kind that counts.
             set_kept_args<1>(args, {user_id}, {false});
-            if (run_kept(user_exists, args) != 1) sp::pg::raise_user_not_found(fcinfo, 2);
+            if (!user_there(args, distributed)) sp::pg::raise_user_not_found(fcinfo, 2);
         }
         if (has_ip && p.counts_addresses) {
             const Datum inet_value = PointerGetDatum(sp::pg::inet_from_address(addr));
@@ -194,7 +220,7 @@ SP_FUNCTION(sp_users_record_failure) {
         }
         if (has_user && p.counts_accounts) {
             set_kept_args<3>(args, {kind, user_id, IntervalPGetDatum(&p.account_reset)}, {false, false, false});
-            if (run_kept(count_account, args) != 1) sp::pg::raise_user_not_found(fcinfo, 2);
+            if (run_kept(distributed ? count_account_of_locked_user : count_account, args) != 1) sp::pg::raise_user_not_found(fcinfo, 2);
             bool isnull = false;
             const int32 failures = DatumGetInt32(column(1, &isnull));
             const int32 lockouts = DatumGetInt32(column(2, &isnull));

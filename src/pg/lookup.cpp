@@ -196,9 +196,13 @@ bool attr_is_null(TupleTableSlot* slot, int attnum) {
     return isnull;
 }
 
+HeapTuple citus_user_by(const char* index, Datum key, const char* status, bool required);
+bool users_split();
+
 // A users row by a unique key, unless its status is `excluded` (or, with `required`, unless it is
 // exactly that status).
 HeapTuple user_by(const char* index, Oid op, RegProcedure proc, Datum key, const char* status, bool required) {
+    if (users_split()) return citus_user_by(index, key, status, required);
     const Oid wanted = status_value(status);
     return probe("users", index, op, proc, key, true, [&](Relation rel, TupleTableSlot* slot) {
         bool isnull;
@@ -230,7 +234,9 @@ Datum return_rows(FunctionCallInfo fcinfo, HeapTuple row) {
 [[noreturn]] void user_not_found(FunctionCallInfo fcinfo) { sp::pg::raise_user_not_found(fcinfo, 0); }
 
 Datum user_column(HeapTuple row, const char* table, const char* name, bool* isnull) {
-    Relation rel = open_sp_table(table);
+    // a row of users split by Citus is in the table's own layout (citus_user_by)
+    Relation rel = std::strcmp(table, "users") == 0 && users_split() ? table_open(optional_table(table), AccessShareLock)
+                                                                      : open_sp_table(table);
     Datum d = heap_getattr(row, column(rel, name), RelationGetDescr(rel), isnull);
     table_close(rel, NoLock);
     return d;
@@ -360,9 +366,9 @@ bool session_active(Relation rel, TupleTableSlot* slot, TimestampTz now) {
 // statement runs as the table's owner, under the settings Citus needs to write it for a worker
 // (citus.hpp). Errors unwind both with the (sub)transaction.
 template <typename Body>
-void through_citus(Body body) {
-    HeapTuple cls = SearchSysCache1(RELOID, ObjectIdGetDatum(optional_table("user_sessions")));
-    if (!HeapTupleIsValid(cls)) elog(ERROR, "cache lookup failed for sp_users.user_sessions");
+void through_citus(Body body, const char* table = "user_sessions") {
+    HeapTuple cls = SearchSysCache1(RELOID, ObjectIdGetDatum(optional_table(table)));
+    if (!HeapTupleIsValid(cls)) elog(ERROR, "cache lookup failed for sp_users.%s", table);
     const Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(cls))->relowner;
     ReleaseSysCache(cls);
     Oid saved_user;
@@ -389,9 +395,69 @@ sp::pg::KeptStatement active_sessions_statement{
     " ORDER BY s.last_activity_at DESC, s.session_id",
     2, {UUIDOID, TIMESTAMPTZOID}};
 
+// Under sp_users.distribute() users are split into shards by id too (docs/scaling.md): a user by id
+// is one routed statement; by email or name first its claim in user_emails / user_names (routed by
+// that key), then the user by id, who must still hold that email or name (a direct write to users
+// could leave a claim behind).
+sp::pg::KeptStatement user_by_id_statement{"SELECT * FROM sp_users.users u WHERE u.id OPERATOR(pg_catalog.=) $1", 1, {UUIDOID}};
+sp::pg::KeptStatement user_id_by_email_statement{
+    "SELECT e.user_id FROM sp_users.user_emails e WHERE e.email OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}};
+sp::pg::KeptStatement user_id_by_name_statement{
+    "SELECT n.user_id FROM sp_users.user_names n WHERE n.name OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}};
+
+bool users_split() {
+    if (!sp::pg::citus::loaded()) return false;
+    return memoised("users@citus", false, [] {
+               Oid rel = optional_table("users");
+               return Oid(OidIsValid(rel) && sp::pg::citus::hash_distributed(rel) ? 2 : 1);
+           }) == 2;
+}
+
+HeapTuple citus_user_by(const char* index, Datum key, const char* status, bool required) {
+    const bool by_id = std::strcmp(index, "users_pkey") == 0, by_email = std::strcmp(index, "users_email_key") == 0;
+    const char* key_column = by_id ? nullptr : (by_email ? "email" : "name");
+    const Oid wanted = status_value(status);
+    MemoryContext upper = CurrentMemoryContext;
+    Relation rel = table_open(optional_table("users"), AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    HeapTuple result = nullptr;
+    through_citus(
+        [&] {
+            Datum id = key;
+            LOCAL_FCINFO(args, 1);
+            if (!by_id) {
+                sp::pg::set_kept_args<1>(args, {key}, {false});
+                if (sp::pg::run_kept(by_email ? user_id_by_email_statement : user_id_by_name_statement, args) == 0) return;
+                bool isnull;
+                id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+                if (isnull) return;
+            }
+            sp::pg::set_kept_args<1>(args, {id}, {false});
+            if (sp::pg::run_kept(user_by_id_statement, args) == 0) return;
+            HeapTuple row = SPI_tuptable->vals[0];
+            TupleDesc got = SPI_tuptable->tupdesc;
+            bool isnull;
+            Datum s = SPI_getbinval(row, got, SPI_fnumber(got, "status"), &isnull);
+            if (isnull || (DatumGetObjectId(s) == wanted) != required) return;
+            if (key_column) {
+                Datum held = SPI_getbinval(row, got, SPI_fnumber(got, key_column), &isnull);
+                if (isnull || !DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, held, key))) return;
+            }
+            MemoryContext spi = MemoryContextSwitchTo(upper);
+            TupleConversionMap* map = convert_tuples_by_position(got, desc, "sp_users: users does not match its row type");
+            result = map ? execute_attr_map_tuple(row, map) : heap_copytuple(row);
+            MemoryContextSwitchTo(spi);
+        },
+        "users");
+    table_close(rel, NoLock);
+    return result;
+}
+
 } // namespace
 
 namespace sp::pg::lookup {
+bool users_distributed() { return users_split(); }
+
 bool sessions_distributed() {
     if (!sp::pg::citus::loaded()) return false;
     // optional_table() memoises the table, whose relcache invalidation (Citus sends one when it
@@ -626,6 +692,14 @@ SP_FUNCTION(sp_users_list_active_sessions) {
                      [&](Relation rel, TupleTableSlot* slot) { return session_active(rel, slot, now); });
     });
     return Datum(0);
+}
+
+// sp_users._users_distributed() RETURNS boolean: users_distributed() for the SQL functions that
+// keep user_emails, user_names and what foreign keys do on one server in step on Citus.
+SP_FUNCTION(sp_users_users_distributed) {
+    bool distributed = false;
+    pg_call([&] { distributed = sp::pg::lookup::users_distributed(); });
+    return BoolGetDatum(distributed);
 }
 
 // sp_users._sessions_distributed() RETURNS boolean: sessions_distributed() for the SQL functions

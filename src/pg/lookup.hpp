@@ -20,6 +20,10 @@ bool users_insert_names_email_first();
 // next invalidation of the table (Citus sends one when it distributes it).
 bool sessions_distributed();
 
+// Whether Citus splits sp_users.users into shards (sp_users.distribute()); memoised like
+// sessions_distributed().
+bool users_distributed();
+
 // The stored form of an email (sp_users.normalize_email: ASCII white space trimmed, lower-cased).
 Datum stored_email(Datum email);
 

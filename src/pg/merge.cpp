@@ -2,6 +2,7 @@
 // sp_users.users(id) in any schema, plus registered columns), lock both users in id order, move
 // the source's rows table by table in a fixed order, then delete the source. One transaction.
 #include "core/merge_plan.hpp"
+#include "pg/lookup.hpp"
 #include "pg/pg_headers.hpp"
 #include "pg/spi.hpp"
 
@@ -43,7 +44,11 @@ const char* kReferencesSql =
     // sp_users' own sessions, also without their foreign key (dropped by distribute() on Citus)
     "        UNION "
     "        SELECT sa.attrelid, sa.attnum FROM pg_catalog.pg_attribute sa "
-    "         WHERE sa.attrelid = 'sp_users.user_sessions'::pg_catalog.regclass AND sa.attname = 'user_id') ref "
+    "         WHERE sa.attrelid = 'sp_users.user_sessions'::pg_catalog.regclass AND sa.attname = 'user_id' "
+    // and the account failures (their key dropped too when distribute() splits users)
+    "        UNION "
+    "        SELECT fa.attrelid, fa.attnum FROM pg_catalog.pg_attribute fa "
+    "         WHERE fa.attrelid = 'sp_users.account_failures'::pg_catalog.regclass AND fa.attname = 'user_id') ref "
     "  JOIN pg_catalog.pg_class c ON c.oid = ref.rel "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "  JOIN pg_catalog.pg_attribute a ON a.attrelid = ref.rel AND a.attnum = ref.attnum";
@@ -173,25 +178,38 @@ SP_FUNCTION(sp_users_merge) {
     if (source == target)
         throw SqlError(ERRCODE_INVALID_PARAMETER_VALUE, "cannot merge user " + source + " into itself: source and target must differ");
 
-    pg_call([] {
+    bool distributed = false;
+    pg_call([&] {
+        distributed = sp::pg::lookup::users_distributed();
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     });
 
     // Both users, locked in id order: two merges over the same pair, in either direction, queue
-    // up here instead of deadlocking later.
-    sp::pg::SpiRows users = spi_exec(
+    // up here instead of deadlocking later. With users split into shards by Citus, one statement
+    // per user (Citus locks rows on one shard per statement), in the same order.
+    constexpr const char* kLockUsers =
         "SELECT u.id::text, (u.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role])::text "
         "  FROM sp_users.users u "
         " WHERE u.id OPERATOR(pg_catalog.=) ANY (ARRAY[$1::pg_catalog.uuid, $2::pg_catalog.uuid]) "
         "   AND u.status OPERATOR(pg_catalog.<>) 'deleted' "
-        " ORDER BY u.id FOR UPDATE",
-        {source, target}, false);
+        " ORDER BY u.id FOR UPDATE";
+    constexpr const char* kLockUser =
+        "SELECT u.id::text, (u.roles OPERATOR(pg_catalog.@>) ARRAY['anonymous'::sp_users.user_role])::text "
+        "  FROM sp_users.users u "
+        " WHERE u.id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid AND u.status OPERATOR(pg_catalog.<>) 'deleted' FOR UPDATE";
     bool have_source = false, have_target = false, source_anonymous = false, target_anonymous = false;
-    for (uint64 i = 0; i < users.count; ++i) {
-        std::string id = spi_text(users, i, 1).value_or("");
-        bool anonymous = spi_text(users, i, 2).value_or("false") == "true";
-        if (id == source) { have_source = true; source_anonymous = anonymous; }
-        if (id == target) { have_target = true; target_anonymous = anonymous; }
+    auto note = [&](const sp::pg::SpiRows& users) {
+        for (uint64 i = 0; i < users.count; ++i) {
+            std::string id = spi_text(users, i, 1).value_or("");
+            bool anonymous = spi_text(users, i, 2).value_or("false") == "true";
+            if (id == source) { have_source = true; source_anonymous = anonymous; }
+            if (id == target) { have_target = true; target_anonymous = anonymous; }
+        }
+    };
+    if (!distributed) {
+        note(spi_exec(kLockUsers, {source, target}, false));
+    } else {
+        for (const std::string& id : {std::min(source, target), std::max(source, target)}) note(spi_exec(kLockUser, {id}, false));
     }
     if (!have_source) throw SqlError(ERRCODE_NO_DATA_FOUND, "user not found: " + source);
     if (!have_target) throw SqlError(ERRCODE_NO_DATA_FOUND, "user not found: " + target);
@@ -229,7 +247,16 @@ SP_FUNCTION(sp_users_merge) {
         moved[step.key] = n;
         total += n;
     }
-    spi_exec("DELETE FROM sp_users.users WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid", {source}, false);
+    if (!distributed) {
+        spi_exec("DELETE FROM sp_users.users WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid", {source}, false);
+    } else {
+        // What the foreign keys do on one server, and the source's email and name freed.
+        sp::pg::SpiRows gone = spi_exec(
+            "DELETE FROM sp_users.users WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid RETURNING email, name", {source}, false);
+        if (gone.count == 1)
+            spi_exec("SELECT sp_users._forget_deleted_users(ARRAY[$1::pg_catalog.uuid], ARRAY[$2], ARRAY[$3])",
+                     {source, spi_text(gone, 0, 1).value_or(""), spi_text(gone, 0, 2).value_or("")}, false);
+    }
     if (!target_anonymous) // sessions of an anonymous visitor now belong to a registered user
         spi_exec("UPDATE sp_users.user_sessions SET user_type = 'registered' "
                  " WHERE user_id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid AND user_type OPERATOR(pg_catalog.=) 'anon'",

@@ -99,6 +99,13 @@ KeptStatement create_user_email_first_statement{SP_INSERT_USER_VALUES " ON CONFL
 KeptStatement create_user_if_absent_statement{SP_INSERT_USER_VALUES " ON CONFLICT DO NOTHING RETURNING *", 4,
                                               {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
 
+// Under sp_users.distribute() with users split into shards: email and name are claimed in
+// user_emails and user_names, then the user inserted (sql/install/88_citus.sql).
+KeptStatement create_user_on_citus_statement{"SELECT * FROM sp_users._create_user_on_citus($1, $2, $3, $4, false)", 4,
+                                             {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+KeptStatement create_user_if_absent_on_citus_statement{"SELECT * FROM sp_users._create_user_on_citus($1, $2, $3, $4, true)", 4,
+                                                       {TEXTOID, TEXTOID, TEXTOID, TEXTOID}};
+
 [[noreturn]] void raise_email_taken(FunctionCallInfo fcinfo) {
     raise_clean(ERRCODE_UNIQUE_VIOLATION,
                 psprintf("user already exists with email: %s", TextDatumGetCString(sp::pg::lookup::stored_email(PG_GETARG_DATUM(1)))),
@@ -208,14 +215,22 @@ SP_FUNCTION(sp_users_end_session) {
 SP_FUNCTION(sp_users_create_user) {
     Datum result = 0;
     MemoryContext upper = CurrentMemoryContext;
-    bool email_first = false;
+    bool email_first = false, distributed = false;
     pg_call([&] {
         // Catalog changes other sessions committed (a new or swapped index) are otherwise processed
         // only when this transaction takes a lock it does not hold yet — maybe only inside the
         // INSERT, which would then see indexes the remembered verdict did not.
         AcceptInvalidationMessages();
-        email_first = sp::pg::lookup::users_insert_names_email_first();
+        distributed = sp::pg::lookup::users_distributed();
+        if (!distributed) email_first = sp::pg::lookup::users_insert_names_email_first();
     });
+    if (distributed) {
+        with_spi([&] {
+            if (run_session_statement(create_user_on_citus_statement, fcinfo) != 1) elog(ERROR, "sp_users.create_user: no row created");
+            result = row_datum(fcinfo, 0, upper);
+        });
+        return result;
+    }
     bool inserted = false;
     try {
         with_spi([&] {
@@ -258,8 +273,11 @@ SP_FUNCTION(sp_users_create_user_if_absent) {
     pg_call([&] { InitMaterializedSRF(fcinfo, 0); });
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     MemoryContext upper = CurrentMemoryContext;
+    bool distributed = false;
+    pg_call([&] { distributed = sp::pg::lookup::users_distributed(); });
     with_spi([&] {
-        if (run_kept(create_user_if_absent_statement, fcinfo) == 1) {
+        if ((distributed ? run_session_statement(create_user_if_absent_on_citus_statement, fcinfo)
+                         : run_kept(create_user_if_absent_statement, fcinfo)) == 1) {
             Datum row = row_datum(fcinfo, 0, upper);
             HeapTupleData tuple;
             tuple.t_len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
@@ -294,7 +312,7 @@ SP_FUNCTION(sp_users_start_session) {
             for (int i = 0; i < 7; ++i) args->args[i] = fcinfo->args[i];
             args->args[7] = {CStringGetTextDatum("anon"), false};
             if (!PG_ARGISNULL(0)) {
-                if (run_kept(lock_session_user_statement, fcinfo) != 1) raise_user_not_found(fcinfo, 0);
+                if (run_session_statement(lock_session_user_statement, fcinfo) != 1) raise_user_not_found(fcinfo, 0);
                 args->args[7].value = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
             }
             if (run_session_statement(start_routed_session_statement, args) != 1) elog(ERROR, "sp_users.start_session: the insert returned no row");

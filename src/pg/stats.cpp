@@ -11,6 +11,8 @@
 // compact_user_counts() also folds the writers' shards into one row per key (shard -1) and drops
 // keys whose count is zero, so the statistics read one row per key however many backends wrote it.
 #include "core/stats.hpp"
+#include "pg/citus.hpp"
+#include "pg/lookup.hpp"
 #include "pg/pg_headers.hpp"
 #include "pg/trigger_check.hpp"
 
@@ -337,13 +339,29 @@ const int64 kWindowsUs[3] = {24LL * 3600 * 1000000, 7LL * 86400 * 1000000, 30LL 
 // PostgreSQL side: counter rows (binary), the exact counts on each window's boundary day, and the
 // oldest/newest creation times, all under the caller's snapshot.
 void load(Loaded& out, const int32 boundary_day[3], const TimestampTz boundary[3]) {
+    // Under sp_users.distribute() with users split into shards, the counter triggers cannot run
+    // (they would count into each worker's own tables): the same keys come from counting the users,
+    // on every shard at once, under the settings Citus needs to write the statement for a worker.
+    const bool distributed = sp::pg::lookup::users_distributed();
+    const int nest = distributed ? sp::pg::citus::begin_local_canonical() : 0;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     // enum_range() scans pg_enum: evaluate it once, not per counter row.
-    int rc = SPI_execute("WITH e AS MATERIALIZED (SELECT pg_catalog.enum_range(NULL::sp_users.user_status) AS r) "
-                         "SELECT c.day, pg_catalog.array_position(e.r, c.status) - 1, c.roles, c.is_bot, c.n "
-                         "  FROM (SELECT day, status, roles, is_bot, n FROM sp_users.user_counts WHERE n OPERATOR(pg_catalog.<>) 0 "
-                         "        UNION ALL SELECT day, status, roles, is_bot, n FROM sp_users.user_count_deltas) c, e",
-                         true, 0);
+    int rc = SPI_execute(
+        distributed ? "SELECT pg_catalog.floor(pg_catalog.date_part('epoch', u.created_at OPERATOR(pg_catalog.-) "
+                      "                      '2000-01-01 00:00:00+00'::pg_catalog.timestamptz) OPERATOR(pg_catalog./) 86400)::pg_catalog.int4, "
+                      "       pg_catalog.array_position('{active,inactive,suspended,pending,deleted,temporary}'::sp_users.user_status[], "
+                      "                                 u.status) OPERATOR(pg_catalog.-) 1, "
+                      "       ((CASE WHEN u.roles OPERATOR(pg_catalog.@>) '{admin}'::sp_users.user_role[] THEN 1 ELSE 0 END) "
+                      "        OPERATOR(pg_catalog.+) (CASE WHEN u.roles OPERATOR(pg_catalog.@>) '{user}'::sp_users.user_role[] THEN 2 ELSE 0 END) "
+                      "        OPERATOR(pg_catalog.+) (CASE WHEN u.roles OPERATOR(pg_catalog.@>) '{anonymous}'::sp_users.user_role[] THEN 4 ELSE 0 END))"
+                      "       ::pg_catalog.int2, "
+                      "       COALESCE(u.is_bot, false), pg_catalog.count(*) "
+                      "  FROM sp_users.users u GROUP BY 1, 2, 3, 4"
+                    : "WITH e AS MATERIALIZED (SELECT pg_catalog.enum_range(NULL::sp_users.user_status) AS r) "
+                      "SELECT c.day, pg_catalog.array_position(e.r, c.status) - 1, c.roles, c.is_bot, c.n "
+                      "  FROM (SELECT day, status, roles, is_bot, n FROM sp_users.user_counts WHERE n OPERATOR(pg_catalog.<>) 0 "
+                      "        UNION ALL SELECT day, status, roles, is_bot, n FROM sp_users.user_count_deltas) c, e",
+        true, 0);
     if (rc != SPI_OK_SELECT) elog(ERROR, "sp_users: reading user_counts failed");
     out.count = SPI_processed;
     out.rows = static_cast<sp::core::CountRow*>(MemoryContextAllocHuge(TopTransactionContext, sizeof(sp::core::CountRow) * (out.count + 1)));
@@ -385,6 +403,7 @@ void load(Loaded& out, const int32 boundary_day[3], const TimestampTz boundary[3
     Datum newest = SPI_getbinval(t, d, 5, &isnull);
     out.newest = isnull ? 0 : DatumGetTimestampTz(newest);
     SPI_finish();
+    sp::pg::citus::end_canonical(nest);
 }
 
 const char* const kStatusNames[sp::core::kStatusCount] = {"active", "inactive", "suspended", "pending", "deleted", "temporary"};
