@@ -50,13 +50,18 @@ AS 'MODULE_PATHNAME', 'sp_users_find_by_name'
 LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION sp_users.find_by_name(text) IS 'The user with exactly this name (case-sensitive), or no row.';
 
+-- The listings with arguments are PL/pgSQL: under sp_users.distribute() Citus plans no statement
+-- of a SQL function that has parameters.
 CREATE FUNCTION sp_users.find_by_role(role sp_users.user_role) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT * FROM sp_users.users u
-     WHERE u.roles @> ARRAY[$1] AND u.status <> 'deleted'
-     ORDER BY u.created_at DESC, u.id
+     WHERE u.roles @> ARRAY[find_by_role.role] AND u.status <> 'deleted'
+     ORDER BY u.created_at DESC, u.id;
+END
 $$;
 COMMENT ON FUNCTION sp_users.find_by_role(sp_users.user_role) IS 'Every user holding the role, newest first.';
 
@@ -184,16 +189,22 @@ COMMENT ON FUNCTION sp_users.count_users() IS 'Number of users (deleted ones exc
 CREATE FUNCTION sp_users.list_by_filter(status sp_users.user_status DEFAULT NULL, role sp_users.user_role DEFAULT NULL,
                                         older_than_days integer DEFAULT NULL, lim integer DEFAULT 20)
 RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    page integer := sp_users._page_limit(lim);
+    cutoff timestamptz := now() - make_interval(days => older_than_days); -- here: on Citus now() would be each worker's
+BEGIN
+    RETURN QUERY
     SELECT * FROM sp_users.users u
      WHERE u.status <> 'deleted'
-       AND ($1 IS NULL OR u.status = $1)
-       AND ($2 IS NULL OR u.roles @> ARRAY[$2])
-       AND ($3 IS NULL OR u.created_at < now() - make_interval(days => $3))
+       AND (list_by_filter.status IS NULL OR u.status = list_by_filter.status)
+       AND (list_by_filter.role IS NULL OR u.roles @> ARRAY[list_by_filter.role])
+       AND (older_than_days IS NULL OR u.created_at < cutoff)
      ORDER BY u.created_at DESC, u.id
-     LIMIT sp_users._page_limit($4)
+     LIMIT page;
+END
 $$;
 COMMENT ON FUNCTION sp_users.list_by_filter(sp_users.user_status, sp_users.user_role, integer, integer) IS
 'Users matching every non-NULL filter (status, role, created more than older_than_days days ago), newest first, lim capped at 100. Deleted users never match, even with status => ''deleted''.';
@@ -427,13 +438,18 @@ AS $$ SELECT sp_users.bulk_update_status($1, 'deleted') $$;
 COMMENT ON FUNCTION sp_users.bulk_delete(uuid[]) IS 'Soft delete: sets status deleted on every listed user (their open sessions are revoked); returns how many were deleted now.';
 
 CREATE FUNCTION sp_users.export_users(lim integer DEFAULT NULL) RETURNS SETOF jsonb
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    page integer := CASE WHEN lim IS NULL THEN NULL ELSE sp_users._page_limit(lim) END;
+BEGIN
+    RETURN QUERY
     SELECT to_jsonb(u) FROM sp_users.users u
      WHERE u.status <> 'deleted'
      ORDER BY u.created_at, u.id
-     LIMIT CASE WHEN $1 IS NULL THEN NULL ELSE sp_users._page_limit($1) END
+     LIMIT page;
+END
 $$;
 COMMENT ON FUNCTION sp_users.export_users(integer) IS
 'One JSON object per user with every column, oldest first. lim NULL = all users; otherwise capped at 100 like every listing.';

@@ -39,14 +39,19 @@ $$;
 COMMENT ON FUNCTION sp_users.revoke_role(uuid, sp_users.user_role) IS 'Removes a role (no-op when not held); revoking the last role raises 22023; P0002 when the user does not exist.';
 
 CREATE FUNCTION sp_users.list_users_by_role(role text) RETURNS SETOF sp_users.users
-LANGUAGE sql STABLE STRICT SECURITY DEFINER
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    IF role <> ALL (enum_range(NULL::sp_users.user_role)::text[]) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY -- PL/pgSQL: Citus (sp_users.distribute()) plans no statement of a SQL function with parameters
     SELECT u.* FROM sp_users.users u
-     WHERE $1 = ANY (enum_range(NULL::sp_users.user_role)::text[])
-       AND u.roles @> ARRAY[$1::sp_users.user_role]
+     WHERE u.roles @> ARRAY[role::sp_users.user_role]
        AND u.status <> 'deleted'
-     ORDER BY u.created_at DESC, u.id
+     ORDER BY u.created_at DESC, u.id;
+END
 $$;
 COMMENT ON FUNCTION sp_users.list_users_by_role(text) IS 'Users holding the role named by the text, newest first; an unknown role name returns no rows (no error).';
 

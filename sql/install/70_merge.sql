@@ -84,7 +84,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_constraint c
                     WHERE c.contype = 'f' AND c.conrelid = tbl AND c.confrelid = 'sp_users.users'::regclass AND c.conkey = ARRAY[attnum])
        AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col)
-       AND NOT (tbl = 'sp_users.user_sessions'::regclass AND col = 'user_id') THEN -- followed without its key on Citus
+       AND NOT (tbl = ANY (ARRAY['sp_users.user_sessions'::regclass, 'sp_users.account_failures'::regclass]) AND col = 'user_id') THEN -- followed without their keys on Citus
         RAISE EXCEPTION 'column % of table % holds no user id a merge follows', col, tbl USING ERRCODE = '22023',
             HINT = 'A merge follows single-column foreign keys to sp_users.users(id) and columns registered with sp_users.register_user_reference.';
     END IF;
@@ -111,9 +111,11 @@ AS $$
              WHERE c.contype = 'f' AND c.confrelid = 'sp_users.users'::regclass AND cardinality(c.conkey) = 1 AND c.conparentid = 0
             UNION ALL
             SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r
-            UNION ALL -- on Citus, where the foreign key cannot exist
-            SELECT 'sp_users.user_sessions'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._sessions_distributed()) x
+            UNION ALL -- on Citus, where the foreign keys cannot exist
+            SELECT 'sp_users.user_sessions'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._sessions_distributed()
+            UNION ALL
+            SELECT 'sp_users.account_failures'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._users_distributed()) x
      GROUP BY x.tbl, x.col
      ORDER BY x.tbl::text, x.col
 $$;
-COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered; on Citus sp_users.user_sessions.user_id, whose foreign key sp_users.distribute() replaces), with its merge policy (move, delete or keep).';
+COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered; on Citus sp_users.user_sessions.user_id and, with users distributed, sp_users.account_failures.user_id, whose foreign keys sp_users.distribute() replaces), with its merge policy (move, delete or keep).';
