@@ -410,6 +410,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     changed bigint;
+    shard_ids uuid[];
+    shard_changed uuid[];
 BEGIN
     IF NOT sp_users._users_distributed() THEN
         UPDATE sp_users.users u SET status = bulk_update_status.status
@@ -417,14 +419,22 @@ BEGIN
         GET DIAGNOSTICS changed = ROW_COUNT;
         RETURN changed;
     END IF;
-    -- Citus: the users on every shard they are on; the sessions of those now deleted revoked here
-    -- (the trigger that does it on one server cannot run on a shard).
-    UPDATE sp_users.users u SET status = bulk_update_status.status
-     WHERE u.id = ANY (ids) AND u.status <> 'deleted' AND u.status IS DISTINCT FROM bulk_update_status.status;
-    GET DIAGNOSTICS changed = ROW_COUNT;
-    IF bulk_update_status.status = 'deleted' AND changed > 0 THEN
-        PERFORM sp_users._revoke_sessions_of(ids);
-    END IF;
+    -- Citus: one statement per shard with that shard's ids (a statement for all would carry every
+    -- id to every shard); the sessions of those now deleted revoked here (the trigger that does it
+    -- on one server cannot run on a shard).
+    changed := 0;
+    FOR shard_ids IN SELECT array_agg(c.id) FROM unnest(ids) c(id)
+                      GROUP BY get_shard_id_for_distribution_column('sp_users.users', c.id) LOOP
+        EXECUTE format('WITH c AS (UPDATE sp_users.users u SET status = %L'
+                       ' WHERE u.id = ANY (%L::uuid[]) AND u.status <> ''deleted'' AND u.status IS DISTINCT FROM %L'
+                       ' RETURNING u.id) SELECT array_agg(c.id) FROM c',
+                       bulk_update_status.status, shard_ids, bulk_update_status.status)
+           INTO shard_changed;
+        changed := changed + coalesce(cardinality(shard_changed), 0);
+        IF bulk_update_status.status = 'deleted' AND shard_changed IS NOT NULL THEN
+            PERFORM sp_users._revoke_sessions_of(shard_changed);
+        END IF;
+    END LOOP;
     RETURN changed;
 END
 $$;

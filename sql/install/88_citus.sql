@@ -388,6 +388,9 @@ BEGIN
         INSERT INTO sp_users.user_emails (email, user_id) SELECT u.email, u.id FROM sp_users.users u ON CONFLICT DO NOTHING;
         INSERT INTO sp_users.user_names (name, user_id) SELECT u.name, u.id FROM sp_users.users u ON CONFLICT DO NOTHING;
         ALTER TABLE sp_users.users DROP CONSTRAINT IF EXISTS users_email_key, DROP CONSTRAINT IF EXISTS users_name_key;
+        -- Rows written into users directly (a COPY) have no claim: the readers then ask every shard.
+        CREATE INDEX IF NOT EXISTS users_email_idx ON sp_users.users (email);
+        CREATE INDEX IF NOT EXISTS users_name_idx ON sp_users.users (name);
         PERFORM pg_catalog.create_distributed_table('sp_users.users', 'id', colocate_with => 'none');
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.users');
         PERFORM pg_catalog.create_distributed_table('sp_users.user_emails', 'email', colocate_with => 'none');

@@ -404,6 +404,13 @@ sp::pg::KeptStatement user_id_by_email_statement{
     "SELECT e.user_id FROM sp_users.user_emails e WHERE e.email OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}};
 sp::pg::KeptStatement user_id_by_name_statement{
     "SELECT n.user_id FROM sp_users.user_names n WHERE n.name OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}};
+// No claim, or a claim its user no longer matches: rows written into users directly (a COPY, an
+// administrator's UPDATE) are found all the same, by asking every shard (users_email_idx,
+// users_name_idx on each).
+sp::pg::KeptStatement users_by_email_statement{
+    "SELECT * FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) $1 ORDER BY u.id", 1, {TEXTOID}};
+sp::pg::KeptStatement users_by_name_statement{
+    "SELECT * FROM sp_users.users u WHERE u.name OPERATOR(pg_catalog.=) $1 ORDER BY u.id", 1, {TEXTOID}};
 
 bool users_split() {
     if (!sp::pg::citus::loaded()) return false;
@@ -421,30 +428,53 @@ HeapTuple citus_user_by(const char* index, Datum key, const char* status, bool r
     Relation rel = table_open(optional_table("users"), AccessShareLock);
     TupleDesc desc = RelationGetDescr(rel);
     HeapTuple result = nullptr;
-    through_citus(
-        [&] {
-            Datum id = key;
-            LOCAL_FCINFO(args, 1);
-            if (!by_id) {
-                sp::pg::set_kept_args<1>(args, {key}, {false});
-                if (sp::pg::run_kept(by_email ? user_id_by_email_statement : user_id_by_name_statement, args) == 0) return;
-                bool isnull;
-                id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-                if (isnull) return;
-            }
-            sp::pg::set_kept_args<1>(args, {id}, {false});
-            if (sp::pg::run_kept(user_by_id_statement, args) == 0) return;
-            HeapTuple row = SPI_tuptable->vals[0];
-            TupleDesc got = SPI_tuptable->tupdesc;
+    // The first row of the last result that has the wanted status (and still the key), or null.
+    auto pick = [&]() -> HeapTuple {
+        TupleDesc got = SPI_tuptable->tupdesc;
+        for (uint64 i = 0; i < SPI_processed; ++i) {
+            HeapTuple row = SPI_tuptable->vals[i];
             bool isnull;
             Datum s = SPI_getbinval(row, got, SPI_fnumber(got, "status"), &isnull);
-            if (isnull || (DatumGetObjectId(s) == wanted) != required) return;
+            if (isnull || (DatumGetObjectId(s) == wanted) != required) continue;
             if (key_column) {
                 Datum held = SPI_getbinval(row, got, SPI_fnumber(got, key_column), &isnull);
-                if (isnull || !DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, held, key))) return;
+                if (isnull || !DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, held, key))) continue;
             }
+            return row;
+        }
+        return nullptr;
+    };
+    through_citus(
+        [&] {
+            LOCAL_FCINFO(args, 1);
+            HeapTuple row = nullptr;
+            if (by_id) {
+                sp::pg::set_kept_args<1>(args, {key}, {false});
+                if (sp::pg::run_kept(user_by_id_statement, args) > 0) row = pick();
+            } else {
+                sp::pg::set_kept_args<1>(args, {key}, {false});
+                bool claimed = false;
+                if (sp::pg::run_kept(by_email ? user_id_by_email_statement : user_id_by_name_statement, args) > 0) {
+                    bool isnull;
+                    Datum id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+                    if (!isnull) {
+                        sp::pg::set_kept_args<1>(args, {id}, {false});
+                        if (sp::pg::run_kept(user_by_id_statement, args) > 0) {
+                            TupleDesc got = SPI_tuptable->tupdesc;
+                            Datum held = SPI_getbinval(SPI_tuptable->vals[0], got, SPI_fnumber(got, key_column), &isnull);
+                            claimed = !isnull && DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, held, key));
+                            if (claimed) row = pick();
+                        }
+                    }
+                }
+                if (!claimed) {
+                    sp::pg::set_kept_args<1>(args, {key}, {false});
+                    if (sp::pg::run_kept(by_email ? users_by_email_statement : users_by_name_statement, args) > 0) row = pick();
+                }
+            }
+            if (row == nullptr) return;
             MemoryContext spi = MemoryContextSwitchTo(upper);
-            TupleConversionMap* map = convert_tuples_by_position(got, desc, "sp_users: users does not match its row type");
+            TupleConversionMap* map = convert_tuples_by_position(SPI_tuptable->tupdesc, desc, "sp_users: users does not match its row type");
             result = map ? execute_attr_map_tuple(row, map) : heap_copytuple(row);
             MemoryContextSwitchTo(spi);
         },

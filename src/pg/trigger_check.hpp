@@ -29,7 +29,10 @@ inline TriggerData* checked_trigger(FunctionCallInfo fcinfo, const TriggerShape&
     Oid expected = OidIsValid(nsp) ? get_relname_relid(shape.table, nsp) : InvalidOid;
     // Under Citus the trigger fires on the table's placement on each node (sp_users.distribute()).
     const Oid fired_on = RelationGetRelid(td->tg_relation);
-    if (!OidIsValid(expected) || (fired_on != expected && sp::pg::citus::local_relation(expected) != fired_on))
+    // On a Citus node, the placement of a table kept whole (a reference table) counts as the table;
+    // a shard of a table split into shards never does (local_relation() would refuse it).
+    if (!OidIsValid(expected) ||
+        (fired_on != expected && (sp::pg::citus::hash_distributed(expected) || sp::pg::citus::local_relation(expected) != fired_on)))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("%s may only be attached to sp_users.%s, not to %s", shape.function, shape.table,
                                RelationGetRelationName(td->tg_relation))));

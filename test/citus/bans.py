@@ -38,7 +38,9 @@ q(coord, "SELECT sp_users.ban_ip('192.0.2.1', 'before distribute', NULL)")
 q(coord, "SELECT sp_users.ban_ip('198.51.100.0/24', 'a network', '1 hour')")
 layout = dict(q(coord, "SELECT relation::text, placement FROM sp_users.distribute()"))
 check(layout.get("sp_users.banned_ips") == "reference", f"distribute(): banned_ips is a reference table ({layout.get('sp_users.banned_ips')})")
-check(layout.get("sp_users.users") == "coordinator", "distribute(): users stays on the coordinator")
+check(layout.get("sp_users.users") == "distributed" and layout.get("sp_users.user_emails") == "distributed"
+      and layout.get("sp_users.user_names") == "distributed",
+      f"distribute(): users, user_emails and user_names split into shards ({layout.get('sp_users.users')})")
 check(layout.get("sp_users.user_sessions") == "distributed", f"distribute(): user_sessions is distributed ({layout.get('sp_users.user_sessions')})")
 check(dict(q(coord, "SELECT relation::text, placement FROM sp_users.distribute()")) == layout, "distribute() again: same layout, no error")
 check(one(coord, "SELECT count(*) FROM ONLY sp_users.banned_ips") == 2, "the bans made before distribute() are kept")

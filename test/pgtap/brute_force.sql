@@ -124,9 +124,10 @@ SELECT throws_ok($$SELECT sp_users.lift_lockout('00000000-0000-0000-0000-0000000
 SELECT throws_ok(format('SELECT sp_users.record_success(%L, %L)', 'nokind', (SELECT id FROM u)), '22023', NULL, 'record_success: an unknown kind is 22023');
 SELECT throws_ok(format('SELECT sp_users.lift_lockout(%L, %L)', (SELECT id FROM u), 'nokind'), '22023', NULL, 'lift_lockout: an unknown kind is 22023');
 -- A merge does not pass failure counts and lockouts to the target (built-in merge policy delete).
-SELECT count(*) FROM sp_users.create_user('brute2', 'brute2@example.com');
-SELECT count(*) FROM pg_temp.fails('login', NULL, (SELECT id FROM sp_users.users WHERE name = 'brute2'), 5);
-SELECT is((SELECT tables->'deleted_with_source' FROM sp_users.merge_users((SELECT id FROM sp_users.users WHERE name = 'brute2'), (SELECT id FROM u))),
+-- (the id in a variable: with users split into shards, Citus would send a query over users, pg_temp.fails and all, to the shards)
+SELECT id AS brute2 FROM sp_users.create_user('brute2', 'brute2@example.com') \gset
+SELECT count(*) FROM pg_temp.fails('login', NULL, :'brute2', 5);
+SELECT is((SELECT tables->'deleted_with_source' FROM sp_users.merge_users(:'brute2', (SELECT id FROM u))),
           '{"sp_users.account_failures.user_id": 1}'::jsonb, 'a merge deletes the source''s failure records');
 SELECT is(sp_users.account_locked_until((SELECT id FROM u)), NULL, 'the target is not locked by the source''s failures');
 -- A permanent ban reads as infinity.

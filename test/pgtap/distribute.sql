@@ -9,9 +9,9 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
                     'distribute() on a Citus coordinator: banned_ips is a reference table')
             ELSE throws_ok('SELECT * FROM sp_users.distribute()', '0A000', 'sp_users.distribute() needs Citus',
                            'distribute() without Citus: 0A000') END;
-SELECT ok(NOT has_function_privilege('sp_users_admin', 'sp_users.distribute()', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('sp_users_admin', 'sp_users.distribute(boolean)', 'EXECUTE'),
           'sp_users_admin may not distribute (it changes where tables live: owner or superuser only)');
-SELECT ok(NOT has_function_privilege('sp_users_app', 'sp_users.distribute()', 'EXECUTE'), 'sp_users_app may not distribute');
+SELECT ok(NOT has_function_privilege('sp_users_app', 'sp_users.distribute(boolean)', 'EXECUTE'), 'sp_users_app may not distribute');
 
 -- The upsert's expiry arithmetic that Citus requires to be immutable gives ban_ip's answers.
 SELECT is(sp_users._escalated_expiry('2026-01-01 00:00+00', '2026-01-01 01:00+00', '1 hour', 3),

@@ -48,7 +48,8 @@ SELECT is((SELECT tables->'shop.prefs.user_id' FROM result), '1'::jsonb, 'non-co
 SELECT is((SELECT tables->'dropped_duplicates' FROM result), '{"shop.prefs.user_id": 1, "shop.profile.user_id": 1}'::jsonb, 'collisions: source duplicates dropped and reported');
 SELECT is((SELECT total_rows FROM result), 2::bigint + 3 + 2 + 2 + 1 + 0, 'total_rows = sum of moved rows');
 
-SELECT is((SELECT count(*)::int FROM sp_users.users WHERE id = :'anon'), 0, 'source deleted');
+-- id::text: with users split into shards, Citus would send a query with id = constant, is() and all, to the shard
+SELECT is((SELECT count(*)::int FROM sp_users.users WHERE id::text = :'anon'), 0, 'source deleted');
 SELECT is((SELECT count(*)::int FROM shop.orders WHERE user_id = :'reg'), 4, 'target owns all orders');
 SELECT is((SELECT count(*)::int FROM shop.orders WHERE user_id = :'other'), 1, 'other users untouched');
 SELECT is((SELECT value FROM shop.prefs WHERE user_id = :'reg' AND kind = 'theme'), 'light', 'target''s row kept on collision');

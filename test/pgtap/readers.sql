@@ -1,6 +1,8 @@
 -- pgTAP: the C request-path readers against the SQL they replace, on data with the edge cases:
 -- deleted and suspended users, mixed-case and padded emails, sessions ended / revoked / expired,
 -- equal sort keys (ties broken like ORDER BY does), overlapping networks, expired bans.
+-- "(SELECT * FROM sp_users.users OFFSET 0) u": with users split into shards (sp_users.distribute()),
+-- Citus would send a query over users that calls a function for each row to the shards whole.
 BEGIN;
 SELECT no_plan();
 
@@ -31,9 +33,9 @@ SELECT results_eq(format('SELECT * FROM sp_users.find_by_email(%L)', e), format(
 SELECT results_eq(format('SELECT * FROM sp_users.find_by_name(%L)', n), format($$SELECT * FROM sp_users.users WHERE name = %L AND status <> 'deleted'$$, n), 'find_by_name ' || n)
   FROM unnest(ARRAY['rd1', 'rd4', 'RD1', 'rd3']) n;
 SELECT results_eq(format('SELECT * FROM sp_users.find_by_id(%L)', u.id), format($$SELECT * FROM sp_users.users WHERE id = %L AND status <> 'deleted'$$, u.id), 'find_by_id ' || u.name)
-  FROM sp_users.users u WHERE u.name IN ('rd1', 'rd3', 'rd4');
+  FROM (SELECT * FROM sp_users.users OFFSET 0) u WHERE u.name IN ('rd1', 'rd3', 'rd4');
 SELECT results_eq(format('SELECT * FROM sp_users.find_authenticated_user(%L)', u.id), format($$SELECT * FROM sp_users.users WHERE id = %L AND status = 'active'$$, u.id), 'find_authenticated_user ' || u.name)
-  FROM sp_users.users u WHERE u.name IN ('rd1', 'rd2', 'rd3', 'rd4');
+  FROM (SELECT * FROM sp_users.users OFFSET 0) u WHERE u.name IN ('rd1', 'rd2', 'rd3', 'rd4');
 SELECT results_eq(format('SELECT * FROM sp_users.find_user(%L)', x), format($$SELECT * FROM sp_users.users WHERE (id::text = %1$L OR email = lower(btrim(%1$L)) OR name = %1$L) AND status <> 'deleted'$$, x), 'find_user ' || x)
   FROM (SELECT (SELECT id::text FROM sp_users.users WHERE name = 'rd5') UNION ALL SELECT 'RD6@example.com' UNION ALL SELECT 'rd7' UNION ALL SELECT 'rd9') AS t(x);
 -- The expected answers first, in a table of their own: on Citus (sp_users.distribute()) a query
@@ -45,7 +47,7 @@ SELECT is(sp_users.session_exists(e.session_id), e.active, 'session_exists ' || 
 SELECT results_eq(format('SELECT session_id FROM sp_users.list_active_sessions(%L)', u.id),
                   format($$SELECT session_id FROM sp_users.user_sessions s WHERE s.user_id = %L AND sp_users.session_is_active(s.ended_at, s.revoked_at, s.expires_at)
                            ORDER BY s.last_activity_at DESC, s.session_id$$, u.id), 'list_active_sessions ' || u.name || ' (ties by session id)')
-  FROM sp_users.users u WHERE u.name IN ('rd6', 'rd17', 'rd26', 'rd1');
+  FROM (SELECT * FROM sp_users.users OFFSET 0) u WHERE u.name IN ('rd6', 'rd17', 'rd26', 'rd1');
 SELECT results_eq('SELECT ip_address FROM sp_users.list_active_bans(' || n || ')',
                   $$SELECT ip_address FROM sp_users.banned_ips b WHERE b.expires_at IS NULL OR b.expires_at > now() ORDER BY b.banned_at DESC, b.ip_address LIMIT $$ || least(n, 100),
                   'list_active_bans(' || n || ') (ties by address)')
@@ -54,10 +56,10 @@ SELECT results_eq(format('SELECT * FROM sp_users.get_ban(%L)', a),
                   format($$SELECT * FROM sp_users.banned_ips b WHERE b.ip_address >>= sp_users.normalize_ip(%L) AND (b.expires_at IS NULL OR b.expires_at > now()) ORDER BY masklen(b.ip_address) DESC LIMIT 1$$, a),
                   'get_ban ' || a)
   FROM unnest(ARRAY['10.1.2.3', '10.1.9.9', '10.3.3.3', '10.0.1.1', '10.4.6.249', '192.0.2.1', '2001:db8::1', '2001:db8::2', '::ffff:10.1.2.3']) a;
-SELECT is(sp_users.get_roles(u.id), u.roles, 'get_roles ' || u.name) FROM sp_users.users u WHERE u.name IN ('rd1', 'rd7', 'rd14');
-SELECT is(sp_users.is_temporary_anonymous(u.id), u.roles @> '{anonymous}', 'is_temporary_anonymous ' || u.name) FROM sp_users.users u WHERE u.name IN ('rd1', 'rd7', 'rd21');
-SELECT throws_ok(format('SELECT sp_users.get_roles(%L)', u.id), 'P0002', 'user not found: ' || u.id, 'get_roles of a deleted user') FROM sp_users.users u WHERE u.name = 'rd3';
-SELECT throws_ok(format('SELECT * FROM sp_users.list_active_sessions(%L)', u.id), 'P0002', NULL, 'list_active_sessions of a deleted user') FROM sp_users.users u WHERE u.name = 'rd3';
+SELECT is(sp_users.get_roles(u.id), u.roles, 'get_roles ' || u.name) FROM (SELECT * FROM sp_users.users OFFSET 0) u WHERE u.name IN ('rd1', 'rd7', 'rd14');
+SELECT is(sp_users.is_temporary_anonymous(u.id), u.roles @> '{anonymous}', 'is_temporary_anonymous ' || u.name) FROM (SELECT * FROM sp_users.users OFFSET 0) u WHERE u.name IN ('rd1', 'rd7', 'rd21');
+SELECT throws_ok(format('SELECT sp_users.get_roles(%L)', u.id), 'P0002', 'user not found: ' || u.id, 'get_roles of a deleted user') FROM (SELECT * FROM sp_users.users OFFSET 0) u WHERE u.name = 'rd3';
+SELECT throws_ok(format('SELECT * FROM sp_users.list_active_sessions(%L)', u.id), 'P0002', NULL, 'list_active_sessions of a deleted user') FROM (SELECT * FROM sp_users.users OFFSET 0) u WHERE u.name = 'rd3';
 SELECT throws_ok('SELECT * FROM sp_users.list_active_bans(NULL)', '22023', 'lim must not be NULL', 'list_active_bans(NULL)');
 SELECT throws_ok('SELECT * FROM sp_users.list_active_bans(-3)', '22023', 'lim must not be negative (got -3)', 'list_active_bans(-3)');
 -- An uncommitted change of another transaction is invisible, our own is visible (the query snapshot).

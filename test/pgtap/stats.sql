@@ -8,13 +8,18 @@ SELECT is(enum_range(NULL::sp_users.user_role)::text, '{admin,user,anonymous}', 
 
 CREATE FUNCTION pg_temp.expected() RETURNS TABLE (total bigint, created_24h bigint, created_7d bigint, created_30d bigint, active bigint,
     suspended bigint, admins bigint, anonymous bigint, bots bigint, oldest_user timestamptz, newest_user timestamptz)
-LANGUAGE sql AS $$
-    SELECT count(*), count(*) FILTER (WHERE created_at > now() - interval '24 hours'),
-           count(*) FILTER (WHERE created_at > now() - interval '7 days'), count(*) FILTER (WHERE created_at > now() - interval '30 days'),
-           count(*) FILTER (WHERE status = 'active'), count(*) FILTER (WHERE status = 'suspended'),
-           count(*) FILTER (WHERE 'admin' = ANY (roles)), count(*) FILTER (WHERE 'anonymous' = ANY (roles)),
-           count(*) FILTER (WHERE is_bot), min(created_at), max(created_at)
-      FROM sp_users.users WHERE status <> 'deleted'
+LANGUAGE plpgsql AS $$
+DECLARE
+    at timestamptz := now(); -- a value: with users split into shards, a now() in the query would be each worker's
+BEGIN
+    RETURN QUERY
+    SELECT count(*), count(*) FILTER (WHERE u.created_at > at - interval '24 hours'),
+           count(*) FILTER (WHERE u.created_at > at - interval '7 days'), count(*) FILTER (WHERE u.created_at > at - interval '30 days'),
+           count(*) FILTER (WHERE u.status = 'active'), count(*) FILTER (WHERE u.status = 'suspended'),
+           count(*) FILTER (WHERE 'admin' = ANY (u.roles)), count(*) FILTER (WHERE 'anonymous' = ANY (u.roles)),
+           count(*) FILTER (WHERE u.is_bot), min(u.created_at), max(u.created_at)
+      FROM sp_users.users u WHERE u.status <> 'deleted';
+END
 $$;
 CREATE FUNCTION pg_temp.check(label text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
