@@ -15,6 +15,25 @@ def connect(port, user="postgres"):
     return c
 
 
+def rows(conn, sql, args=None):
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall() if cur.description else []
+
+
+def one(conn, sql, args=None):
+    return rows(conn, sql, args)[0][0]
+
+
+def error(conn, sql, args=None):
+    """(sqlstate, first line) of the error the statement raises, or (None, None)."""
+    try:
+        rows(conn, sql, args)
+        return None, None
+    except psycopg2.Error as e:
+        return e.pgcode, str(e).splitlines()[0]
+
+
 def check(ok, what):
     counts["passed" if ok else "failed"] += 1
     print(f"{'ok' if ok else 'not ok'} {counts['passed'] + counts['failed']} - {what}")

@@ -11,29 +11,10 @@ import time
 
 import psycopg2
 
-from cluster import PORTS, check, connect, finish
+from cluster import PORTS, check, connect, error, finish, one, rows
 
 coord = connect(PORTS[0])
 workers = [connect(p) for p in PORTS[1:]]
-
-
-def rows(conn, sql, args=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return cur.fetchall() if cur.description else []
-
-
-def one(conn, sql, args=None):
-    return rows(conn, sql, args)[0][0]
-
-
-def error(conn, sql, args=None):
-    """(sqlstate, first line) of the error the statement raises, or (None, None)."""
-    try:
-        rows(conn, sql, args)
-        return None, None
-    except psycopg2.Error as e:
-        return e.pgcode, str(e).splitlines()[0]
 
 
 # --- layout and the data made before distribute() (citus.sh made it, bans.py distributed)
@@ -144,9 +125,15 @@ check(state == "0A000" and "partition" in msg, f"changing the id of a user: refu
 state2, _ = error(coord, "UPDATE sp_users.users SET full_name = 'Kid' WHERE id = %s", (kid,))
 check(state2 is None, f"other updates go through ({state2})")
 
-# --- merges across shards
+# --- merges across shards: the two users on different workers, the sessions on many shards
+NODE_OF_USER = ("SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) "
+                "WHERE p.shardid = get_shard_id_for_distribution_column('sp_users.users', %s)")
 src = one(coord, "SELECT id FROM sp_users.create_anonymous('sess-merge-src')")
-dst = one(coord, "SELECT id FROM sp_users.create_user('sess-merge-dst', 'sess-merge-dst@example.com')")
+for i in range(20):
+    dst = one(coord, "SELECT id FROM sp_users.create_user(%s, %s)", (f"sess-merge-dst{i}", f"sess-merge-dst{i}@example.com"))
+    if one(coord, NODE_OF_USER, (dst,)) != one(coord, NODE_OF_USER, (src,)):
+        break
+check(one(coord, NODE_OF_USER, (dst,)) != one(coord, NODE_OF_USER, (src,)), "source and target users live on different workers")
 rows(coord, "SELECT sp_users.start_session(%s, 'ms-' || i) FROM generate_series(1, 24) i", (src,))
 shards = one(coord, "SELECT count(DISTINCT get_shard_id_for_distribution_column('sp_users.user_sessions', 'ms-' || i)) FROM generate_series(1, 24) i")
 check(shards > 8, f"the source's 24 sessions lie on {shards} shards")
@@ -192,7 +179,10 @@ one(coord, "SELECT recover_prepared_transactions()")
 after = rows(coord, "SELECT count(*) FILTER (WHERE user_id = %s), count(*) FILTER (WHERE user_id = %s), count(*) FILTER (WHERE user_type = 'anon') "
                     "FROM sp_users.user_sessions WHERE session_id LIKE 'ms-%%'", (src, dst))
 check(after == [(24, 0, 24)], f"nothing half-moved: all 24 sessions still the source's, none the target's ({after})")
-check(one(coord, "SELECT count(*) FROM sp_users.users WHERE id = %s", (src,)) == 1, "the source user is still there")
+kept = [one(coord, "SELECT count(*) FROM sp_users.users WHERE id = %s AND roles = '{anonymous}'", (src,)),
+        one(coord, "SELECT count(*) FROM sp_users.user_emails WHERE email = 'sess-merge-src@anonymous.local' AND user_id = %s", (src,)),
+        one(coord, "SELECT count(*) FROM sp_users.user_sessions WHERE user_id = %s", (dst,))]
+check(kept == [1, 1, 0], f"the source user is still there with its email claim, the target has nothing of it ({kept})")
 pending = [one(w, "SELECT count(*) FROM pg_prepared_xacts") for w in workers]
 check(pending == [0] * len(workers), f"no prepared transaction left on any worker ({pending})")
 
@@ -200,11 +190,15 @@ m = rows(coord, "SELECT sessions, total_rows FROM sp_users.promote_anonymous(%s,
 after = rows(coord, "SELECT count(*) FILTER (WHERE user_id = %s), count(*) FILTER (WHERE user_type = 'registered') "
                     "FROM sp_users.user_sessions WHERE session_id LIKE 'ms-%%'", (dst,))
 check(m == [(24, 24)] and after == [(24, 24)], f"the merge run again moves the 24 sessions from every shard, now registered ({m}, {after})")
-check(one(coord, "SELECT count(*) FROM sp_users.users WHERE id = %s", (src,)) == 0, "and deletes the source")
+gone = [one(coord, "SELECT count(*) FROM sp_users.users WHERE id = %s", (src,)),
+        one(coord, "SELECT count(*) FROM sp_users.user_emails WHERE user_id = %s", (src,)),
+        one(coord, "SELECT count(*) FROM sp_users.user_names WHERE user_id = %s", (src,))]
+check(gone == [0, 0, 0], f"and deletes the source, freeing its email and name ({gone})")
 state, msg = error(coord, "SELECT sp_users.set_merge_policy('sp_users.user_sessions', 'user_id', 'move')")
 check(state is None, f"set_merge_policy accepts user_sessions.user_id, which merges follow without its key ({state} {msg})")
 
-# --- concurrent sign-ups with one email: exactly one wins (users live on the coordinator)
+# --- concurrent sign-ups with one email: exactly one wins (each racer's user would go to a shard of
+# its own random id; their email claims meet on one shard of user_emails). More in test/citus/users.py.
 results = []
 barrier = threading.Barrier(8)
 

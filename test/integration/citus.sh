@@ -21,6 +21,7 @@ psql -X -q -v ON_ERROR_STOP=1 -c "WITH u AS (SELECT id FROM sp_users.create_user
   SELECT sp_users.start_session(u.id, 'pre-' || i) FROM u, generate_series(1, 40) i" >/dev/null
 /usr/bin/python3 test/citus/bans.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
 /usr/bin/python3 test/citus/sessions.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
+/usr/bin/python3 test/citus/users.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
 
 # The pgTAP suite, on the coordinator after distribute() (bans.py ran it). The suite's scaffolding
 # (roles without LOGIN, schemas and functions of its own) stays on the coordinator: with DDL
