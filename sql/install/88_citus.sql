@@ -259,6 +259,69 @@ $$;
 COMMENT ON FUNCTION sp_users._revoke_sessions_of(uuid[]) IS
 'Internal (Citus, users distributed): revokes the open sessions of these (soft-deleted) users, as the trigger users_revoke_sessions_on_delete does on a single server.';
 
+-- Writes to users made directly (an administrator's DELETE, a COPY, an UPDATE of email or name)
+-- bypass the claims: the readers still find those users (they ask every shard when no claim
+-- matches), but a claim left by a deleted user keeps its email taken, and an email written directly
+-- is not protected against a second user. This brings the claims back in line with the users.
+CREATE FUNCTION sp_users.repair_user_claims(OUT released bigint, OUT claimed bigint, OUT duplicates bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    shown text;
+BEGIN
+    released := 0; claimed := 0; duplicates := 0;
+    IF NOT sp_users._users_distributed() THEN
+        RETURN; -- one server: unique indexes, no claims
+    END IF;
+    -- No claim is taken or given up meanwhile (a sign-up waits).
+    LOCK TABLE sp_users.user_emails, sp_users.user_names IN EXCLUSIVE MODE;
+    -- Citus joins no two tables split by different keys: they are compared here, on the coordinator.
+    CREATE TEMP TABLE _repair_users ON COMMIT DROP AS SELECT u.id, u.email, u.name FROM sp_users.users u;
+    CREATE TEMP TABLE _repair_emails ON COMMIT DROP AS SELECT e.email, e.user_id FROM sp_users.user_emails e;
+    CREATE TEMP TABLE _repair_names ON COMMIT DROP AS SELECT x.name, x.user_id FROM sp_users.user_names x;
+    -- Claims whose user no longer holds that email or name (deleted or changed directly).
+    DELETE FROM sp_users.user_emails e
+     WHERE e.email = ANY (ARRAY(SELECT r.email FROM _repair_emails r
+                                 WHERE NOT EXISTS (SELECT 1 FROM _repair_users u WHERE u.id = r.user_id AND u.email = r.email)));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    released := released + n;
+    DELETE FROM sp_users.user_names x
+     WHERE x.name = ANY (ARRAY(SELECT r.name FROM _repair_names r
+                                WHERE NOT EXISTS (SELECT 1 FROM _repair_users u WHERE u.id = r.user_id AND u.name = r.name)));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    released := released + n;
+    -- Users without their claim (inserted or changed directly): claimed, unless another user holds
+    -- the same email or name (both written directly) — then the oldest claim stands or, without
+    -- one, the first id; the others are reported.
+    -- (counted before and after: Citus reports the rows an INSERT ... ON CONFLICT DO NOTHING sent)
+    claimed := -((SELECT count(*) FROM sp_users.user_emails) + (SELECT count(*) FROM sp_users.user_names));
+    INSERT INTO sp_users.user_emails (email, user_id)
+    SELECT DISTINCT ON (u.email) u.email, u.id FROM _repair_users u
+     WHERE NOT EXISTS (SELECT 1 FROM _repair_emails r WHERE r.email = u.email AND r.user_id = u.id)
+     ORDER BY u.email, u.id
+    ON CONFLICT DO NOTHING;
+    INSERT INTO sp_users.user_names (name, user_id)
+    SELECT DISTINCT ON (u.name) u.name, u.id FROM _repair_users u
+     WHERE NOT EXISTS (SELECT 1 FROM _repair_names r WHERE r.name = u.name AND r.user_id = u.id)
+     ORDER BY u.name, u.id
+    ON CONFLICT DO NOTHING;
+    claimed := claimed + (SELECT count(*) FROM sp_users.user_emails) + (SELECT count(*) FROM sp_users.user_names);
+    SELECT count(*), string_agg(d.what, ', ') FILTER (WHERE d.rn <= 10) INTO duplicates, shown
+      FROM (SELECT w.what, row_number() OVER () AS rn FROM (
+              SELECT 'email ' || u.email AS what FROM _repair_users u GROUP BY u.email HAVING count(*) > 1
+              UNION ALL
+              SELECT 'name ' || u.name FROM _repair_users u GROUP BY u.name HAVING count(*) > 1) w) d;
+    IF duplicates > 0 THEN
+        RAISE WARNING 'sp_users: % emails or names are held by more than one user (written into users directly): %', duplicates, shown
+            USING HINT = 'Change all but one of each with sp_users.update_email or sp_users.update_user, then run repair_user_claims() again.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.repair_user_claims() IS
+'Citus, users distributed (sp_users.distribute()): brings user_emails and user_names back in line with users after writes made directly to users (DELETE, COPY, UPDATE of email or name), which sp_users'' functions would have kept in step: releases claims no user holds any more, claims the emails and names of users that have none, and reports (WARNING, and the count) emails or names that two users hold. Returns how many claims it released and made. Locks the claims meanwhile (sign-ups wait). Nothing to do on a single server (zeros).';
+
 CREATE FUNCTION sp_users.distribute(distribute_users boolean DEFAULT true)
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql

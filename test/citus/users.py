@@ -183,6 +183,24 @@ found += [one(coord, "SELECT count(*) FROM sp_users.find_by_email('direct2@examp
           one(coord, "SELECT count(*) FROM sp_users.find_by_email('direct2-old@example.com')")]
 check(found == [1, 1, 1, 1, 0], f"a user inserted or re-addressed directly is found by email and name; the stale claim finds nobody ({found})")
 
+# A direct DELETE leaves the email claimed; repair_user_claims() gives it back, claims the direct
+# rows' emails and names, and reports an email two direct rows share.
+rows(coord, "DELETE FROM sp_users.users WHERE name = 'direct2'")
+state, _ = error(coord, "SELECT sp_users.create_user('direct3', 'direct2-old@example.com')")
+rows(coord, "INSERT INTO sp_users.users (name, email) VALUES ('twin1', 'twin@example.com'), ('twin2', 'twin@example.com')")
+repaired = rows(coord, "SELECT released, claimed, duplicates FROM sp_users.repair_user_claims()")
+check(state == "23505" and repaired == [(2, 5, 1)],
+      f"after direct writes, repair_user_claims() releases the deleted user's email and name, claims those written directly, reports the shared one ({state}, {repaired})")
+after = [one(coord, "SELECT count(*) FROM sp_users.create_user('direct3', 'direct2-old@example.com')"),
+         error(coord, "SELECT sp_users.create_user('twin3', 'twin@example.com')")[0],
+         error(coord, "SELECT sp_users.create_user('direct1', 'direct-other@example.com')")[0],
+         rows(coord, "SELECT released, claimed, duplicates FROM sp_users.repair_user_claims()")]
+check(after == [1, "23505", "23505", [(0, 0, 1)]], f"then the freed email signs up again, the claimed ones are taken, a second repair changes nothing ({after})")
+check(claims_match() is False, "(the shared email stays with one of its two users until one changes it)")
+rows(coord, "DELETE FROM sp_users.users WHERE name LIKE 'twin%'")
+rows(coord, "SELECT sp_users.repair_user_claims()")
+check(claims_match(), "claims match the users again")
+
 # --- statistics: exact, from the users themselves, in the caller's transaction
 rows(coord, "UPDATE sp_users.users SET status = 'suspended' WHERE name LIKE 'race%'")
 coord.autocommit = False
@@ -222,7 +240,7 @@ check(state == "28000", f"a locked account: find_authenticated_user raises 28000
 rows(coord, "SELECT sp_users.delete_user(%s)", (victim,))
 check(one(coord, "SELECT count(*) FROM sp_users.account_failures WHERE user_id = %s", (victim,)) == 0, "deleting the user deletes its failure records")
 
-for (uid,) in rows(coord, "SELECT id FROM sp_users.users WHERE name LIKE ANY (ARRAY['race%', 'mover%', 'held%', 'cmp-%', 'anonymous%']) "
+for (uid,) in rows(coord, "SELECT id FROM sp_users.users WHERE name LIKE ANY (ARRAY['race%', 'mover%', 'held%', 'cmp-%', 'anonymous%', 'direct%']) "
                          "AND status <> 'deleted'"):
     rows(coord, "SELECT sp_users.delete_user(%s)", (uid,))
 finish("users on Citus")
