@@ -261,6 +261,8 @@ AS $$
 DECLARE
     anon_email pg_catalog.text;
     new_id pg_catalog.uuid;
+    new_name pg_catalog.text;
+    holder pg_catalog.uuid;
     result sp_users.users;
 BEGIN
     IF fingerprint IS NULL OR pg_catalog.btrim(fingerprint) OPERATOR(pg_catalog.=) '' THEN
@@ -270,6 +272,32 @@ BEGIN
     IF sp_users.email_problem(anon_email) IS NOT NULL THEN -- like create_user: 23514 naming the rule
         PERFORM sp_users._fail('23514', pg_catalog.format('invalid email address "%s" from the fingerprint: %s', anon_email,
                                                           sp_users.email_problem(anon_email)), NULL, 'users_email_check');
+    END IF;
+    IF sp_users._users_distributed() THEN
+        -- Citus (sp_users.distribute()): the email's claim in user_emails is the arbiter; a racing
+        -- caller waits for it there and then finds the user that committed.
+        FOR attempt IN 1..8 LOOP
+            SELECT e.user_id INTO holder FROM sp_users.user_emails e WHERE e.email OPERATOR(pg_catalog.=) anon_email;
+            IF FOUND THEN
+                SELECT * INTO result FROM sp_users.users u
+                 WHERE u.id OPERATOR(pg_catalog.=) holder AND u.email OPERATOR(pg_catalog.=) anon_email;
+                IF FOUND THEN
+                    RETURN result;
+                END IF;
+            END IF;
+            new_id := pg_catalog.gen_random_uuid();
+            new_name := 'anonymous_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.replace(new_id::pg_catalog.text, '-', ''), 8);
+            IF sp_users._claim_user_key('email', anon_email, new_id) THEN
+                IF sp_users._claim_user_key('name', new_name, new_id) THEN
+                    INSERT INTO sp_users.users (id, name, email, roles) VALUES (new_id, new_name, anon_email, '{anonymous}')
+                    RETURNING * INTO result;
+                    RETURN result;
+                END IF;
+                DELETE FROM sp_users.user_emails e
+                 WHERE e.email OPERATOR(pg_catalog.=) anon_email AND e.user_id OPERATOR(pg_catalog.=) new_id;
+            END IF;
+        END LOOP;
+        PERFORM sp_users._fail('40001', 'could not create an anonymous user for fingerprint ' OPERATOR(pg_catalog.||) fingerprint);
     END IF;
     FOR attempt IN 1..8 LOOP
         SELECT * INTO result FROM sp_users.users u WHERE u.email OPERATOR(pg_catalog.=) anon_email;
@@ -344,8 +372,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     result sp_users.users;
+    old sp_users.users;
     new_email text;
+    new_roles sp_users.user_role[];
     constraint_name text;
+    distributed boolean := sp_users._users_distributed();
 BEGIN
     IF changes ? 'email' THEN
         new_email := sp_users.normalize_email(changes->>'email');
@@ -353,6 +384,47 @@ BEGIN
             PERFORM sp_users._fail('23514', format('invalid email address "%s": %s', new_email, sp_users.email_problem(new_email)),
                                    NULL, 'users_email_check');
         END IF;
+    END IF;
+    IF changes ? 'roles' THEN -- a variable: Citus sends no subquery inside an UPDATE to a shard
+        new_roles := ARRAY(SELECT jsonb_array_elements_text(changes->'roles'))::sp_users.user_role[];
+    END IF;
+    IF distributed THEN
+        -- Citus (sp_users.distribute()): an email is unique through user_emails, claimed before the
+        -- row changes; the trigger that revokes a deleted user's sessions cannot run on a shard.
+        SELECT * INTO old FROM sp_users.users u WHERE u.id = _update_user.id AND u.status <> 'deleted' FOR UPDATE;
+        IF NOT FOUND THEN
+            PERFORM sp_users._user_not_found(_update_user.id);
+        END IF;
+        IF changes ? 'email' AND new_email IS DISTINCT FROM old.email THEN
+            IF new_email IS NULL THEN
+                PERFORM sp_users._fail('23502', 'null value in column "email" of relation "users" violates not-null constraint');
+            END IF;
+            IF NOT sp_users._claim_user_key('email', new_email, old.id) THEN
+                PERFORM sp_users._fail('23505', 'user already exists with email: ' || new_email, NULL, 'users_email_key');
+            END IF;
+            DELETE FROM sp_users.user_emails e WHERE e.email = old.email AND e.user_id = old.id;
+        END IF;
+        -- The new row computed here, sent as plain values: Citus sends no CASE over a stable cast
+        -- (enum input) to a shard.
+        result := old;
+        IF changes ? 'email' THEN
+            result.email := new_email;
+            result.email_verified := CASE WHEN new_email IS DISTINCT FROM old.email THEN false ELSE old.email_verified END;
+        END IF;
+        IF changes ? 'email_verified' THEN result.email_verified := (changes->>'email_verified')::boolean; END IF;
+        IF changes ? 'full_name' THEN result.full_name := changes->>'full_name'; END IF;
+        IF changes ? 'display_name' THEN result.display_name := changes->>'display_name'; END IF;
+        IF changes ? 'status' THEN result.status := (changes->>'status')::sp_users.user_status; END IF;
+        IF changes ? 'roles' THEN result.roles := new_roles; END IF;
+        UPDATE sp_users.users u
+           SET email = result.email, email_verified = result.email_verified, full_name = result.full_name,
+               display_name = result.display_name, status = result.status, roles = result.roles
+         WHERE u.id = old.id
+        RETURNING * INTO result;
+        IF result.status = 'deleted' AND old.status <> 'deleted' THEN
+            PERFORM sp_users._revoke_sessions_of(ARRAY[result.id]);
+        END IF;
+        RETURN result;
     END IF;
     UPDATE sp_users.users u SET
         email          = CASE WHEN changes ? 'email' THEN new_email ELSE u.email END,
@@ -362,7 +434,7 @@ BEGIN
         full_name      = CASE WHEN changes ? 'full_name' THEN changes->>'full_name' ELSE u.full_name END,
         display_name   = CASE WHEN changes ? 'display_name' THEN changes->>'display_name' ELSE u.display_name END,
         status         = CASE WHEN changes ? 'status' THEN (changes->>'status')::sp_users.user_status ELSE u.status END,
-        roles          = CASE WHEN changes ? 'roles' THEN ARRAY(SELECT jsonb_array_elements_text(changes->'roles'))::sp_users.user_role[] ELSE u.roles END
+        roles          = CASE WHEN changes ? 'roles' THEN new_roles ELSE u.roles END
      WHERE u.id = _update_user.id AND u.status <> 'deleted'
     RETURNING * INTO result;
     IF NOT FOUND THEN
@@ -560,14 +632,38 @@ $$;
 COMMENT ON FUNCTION sp_users.rebuild_user_counts() IS 'Recomputes sp_users.user_counts from sp_users.users, one folded row per key, writing only the rows that differ (a rebuild of correct counters writes nothing); returns the number of counter rows. Waits for writers and a running compaction; autovacuum is not blocked. Needed only after the counter triggers were disabled.';
 
 CREATE OR REPLACE FUNCTION sp_users.bulk_update_status(ids uuid[], status sp_users.user_status) RETURNS bigint
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH changed AS (
-        UPDATE sp_users.users u SET status = $2
-         WHERE u.id IN (SELECT unnest($1)) AND u.status <> 'deleted' AND u.status IS DISTINCT FROM $2 -- a join, not array x table
-        RETURNING 1)
-    SELECT count(*) FROM changed
+DECLARE
+    changed bigint;
+    shard_ids uuid[];
+    shard_changed uuid[];
+BEGIN
+    IF NOT sp_users._users_distributed() THEN
+        UPDATE sp_users.users u SET status = bulk_update_status.status
+         WHERE u.id IN (SELECT unnest(ids)) AND u.status <> 'deleted' AND u.status IS DISTINCT FROM bulk_update_status.status; -- a join, not array x table
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        RETURN changed;
+    END IF;
+    -- Citus: one statement per shard with that shard's ids (a statement for all would carry every
+    -- id to every shard); the sessions of those now deleted revoked here (the trigger that does it
+    -- on one server cannot run on a shard).
+    changed := 0;
+    FOR shard_ids IN SELECT array_agg(c.id) FROM unnest(ids) c(id)
+                      GROUP BY get_shard_id_for_distribution_column('sp_users.users', c.id) LOOP
+        EXECUTE format('WITH c AS (UPDATE sp_users.users u SET status = %L'
+                       ' WHERE u.id = ANY (%L::uuid[]) AND u.status <> ''deleted'' AND u.status IS DISTINCT FROM %L'
+                       ' RETURNING u.id) SELECT array_agg(c.id) FROM c',
+                       bulk_update_status.status, shard_ids, bulk_update_status.status)
+           INTO shard_changed;
+        changed := changed + coalesce(cardinality(shard_changed), 0);
+        IF bulk_update_status.status = 'deleted' AND shard_changed IS NOT NULL THEN
+            PERFORM sp_users._revoke_sessions_of(shard_changed);
+        END IF;
+    END LOOP;
+    RETURN changed;
+END
 $$;
 COMMENT ON FUNCTION sp_users.bulk_update_status(uuid[], sp_users.user_status) IS
 'Sets the status of every listed (non-deleted) user; returns how many rows actually changed. Unknown ids are ignored.';
@@ -623,6 +719,13 @@ DECLARE
     last_id uuid := '00000000-0000-0000-0000-000000000000';
     moment timestamptz := now(); -- on Citus, a parameter: a now() in the statement would be each worker's
     deleted bigint;
+    users_distributed boolean := sp_users._users_distributed();
+    shard_ids uuid[];
+    locked uuid[];
+    gone record;
+    gone_ids uuid[] := '{}';
+    gone_emails text[] := '{}';
+    gone_names text[] := '{}';
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be positive (got %)', coalesce(batch_size::text, 'NULL') USING ERRCODE = '22023';
@@ -660,13 +763,27 @@ BEGIN
         last_id := page[cardinality(page)];
         busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
                        WHERE s.user_id = ANY (page) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
-        ids := ids || ARRAY(
-            SELECT u.id FROM sp_users.users u
-             WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
-               AND u.id <> ALL (busy)
-             ORDER BY u.created_at, u.id
-             LIMIT batch_size - cardinality(ids)
-             FOR UPDATE SKIP LOCKED);
+        IF NOT users_distributed THEN
+            ids := ids || ARRAY(
+                SELECT u.id FROM sp_users.users u
+                 WHERE u.id = ANY (page) AND u.roles @> ARRAY['anonymous'::sp_users.user_role] AND u.status <> 'deleted'
+                   AND u.id <> ALL (busy)
+                 ORDER BY u.created_at, u.id
+                 LIMIT batch_size - cardinality(ids)
+                 FOR UPDATE SKIP LOCKED);
+        ELSE
+            -- users split into shards too: Citus locks rows (FOR UPDATE) on one shard per statement.
+            FOR shard_ids IN SELECT array_agg(c.id) FROM unnest(page) c(id) WHERE c.id <> ALL (busy)
+                              GROUP BY get_shard_id_for_distribution_column('sp_users.users', c.id) LOOP
+                EXIT WHEN cardinality(ids) >= batch_size;
+                EXECUTE format('SELECT array_agg(l.id) FROM (SELECT u.id FROM sp_users.users u'
+                               ' WHERE u.id = ANY (%L::uuid[]) AND u.roles @> ARRAY[''anonymous''::sp_users.user_role]'
+                               '   AND u.status <> ''deleted'' LIMIT %s FOR UPDATE SKIP LOCKED) l',
+                               shard_ids, batch_size - cardinality(ids))
+                   INTO locked;
+                ids := ids || coalesce(locked, '{}');
+            END LOOP;
+        END IF;
         EXIT WHEN cardinality(ids) >= batch_size;
     END LOOP;
     IF cardinality(ids) = 0 THEN
@@ -675,9 +792,19 @@ BEGIN
     -- Under a fresh snapshot, now that they are locked: a session started before the lock counts.
     busy := ARRAY(SELECT s.user_id FROM sp_users.user_sessions s
                    WHERE s.user_id = ANY (ids) AND s.ended_at IS NULL AND s.revoked_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > moment));
-    DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    RETURN deleted;
+    IF NOT users_distributed THEN
+        DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy);
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        RETURN deleted;
+    END IF;
+    -- What the foreign keys do on one server, and the deleted users' emails and names freed.
+    FOR gone IN DELETE FROM sp_users.users u WHERE u.id = ANY (ids) AND u.id <> ALL (busy) RETURNING u.id, u.email, u.name LOOP
+        gone_ids := gone_ids || gone.id;
+        gone_emails := gone_emails || gone.email;
+        gone_names := gone_names || gone.name;
+    END LOOP;
+    PERFORM sp_users._forget_deleted_users(gone_ids, gone_emails, gone_names);
+    RETURN cardinality(gone_ids);
 END
 $$;
 COMMENT ON FUNCTION sp_users._cleanup_anonymous_batch(integer, integer) IS
@@ -1140,7 +1267,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_constraint c
                     WHERE c.contype = 'f' AND c.conrelid = tbl AND c.confrelid = 'sp_users.users'::regclass AND c.conkey = ARRAY[attnum])
        AND NOT EXISTS (SELECT 1 FROM sp_users.user_references r WHERE r.tbl = set_merge_policy.tbl AND r.col = set_merge_policy.col)
-       AND NOT (tbl = 'sp_users.user_sessions'::regclass AND col = 'user_id') THEN -- followed without its key on Citus
+       AND NOT (tbl = ANY (ARRAY['sp_users.user_sessions'::regclass, 'sp_users.account_failures'::regclass]) AND col = 'user_id') THEN -- followed without their keys on Citus
         RAISE EXCEPTION 'column % of table % holds no user id a merge follows', col, tbl USING ERRCODE = '22023',
             HINT = 'A merge follows single-column foreign keys to sp_users.users(id) and columns registered with sp_users.register_user_reference.';
     END IF;
@@ -1167,12 +1294,14 @@ AS $$
              WHERE c.contype = 'f' AND c.confrelid = 'sp_users.users'::regclass AND cardinality(c.conkey) = 1 AND c.conparentid = 0
             UNION ALL
             SELECT r.tbl, r.col, 'registered' FROM sp_users.user_references r
-            UNION ALL -- on Citus, where the foreign key cannot exist
-            SELECT 'sp_users.user_sessions'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._sessions_distributed()) x
+            UNION ALL -- on Citus, where the foreign keys cannot exist
+            SELECT 'sp_users.user_sessions'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._sessions_distributed()
+            UNION ALL
+            SELECT 'sp_users.account_failures'::regclass, 'user_id', 'sp_users.distribute()' WHERE sp_users._users_distributed()) x
      GROUP BY x.tbl, x.col
      ORDER BY x.tbl::text, x.col
 $$;
-COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered; on Citus sp_users.user_sessions.user_id, whose foreign key sp_users.distribute() replaces), with its merge policy (move, delete or keep).';
+COMMENT ON FUNCTION sp_users.list_user_references() IS 'Every column a merge follows (found by a foreign key to sp_users.users(id) and/or registered; on Citus sp_users.user_sessions.user_id and, with users distributed, sp_users.account_failures.user_id, whose foreign keys sp_users.distribute() replaces), with its merge policy (move, delete or keep).';
 
 REVOKE ALL ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sp_users.set_merge_policy(regclass, name, text), sp_users.list_user_references() TO sp_users_admin;
@@ -1717,6 +1846,132 @@ GRANT EXECUTE ON FUNCTION sp_users.check_replication() TO sp_users_admin;
 COMMENT ON FUNCTION sp_users.merge_users(uuid, uuid) IS
 'Moves every row that points at source to target — in every table of the database with a single-column foreign key to sp_users.users(id), whatever its schema, and in every column registered with register_user_reference — then deletes source, in one transaction. Both users are locked in id order first, tables are processed in a fixed order, so concurrent merges cannot deadlock each other. When a moved row would violate a unique index that has the user column as a key column (the target already has its counterpart; partial indexes, expression keys and NULLS NOT DISTINCT included), the target''s row is kept and the source''s is deleted, counted under tables->''dropped_duplicates''. Returns sessions moved, total rows moved, and tables: {"schema.table.column": rows moved} (zeros included). Per column, set_merge_policy makes a merge delete the source''s rows instead (counted under tables->''deleted_with_source'') or refuse while there are any (keep: 2BP01). Source = target raises 22023; a missing (or deleted) user P0002.';
 
+-- ==== Users split into shards on Citus (issue 17): the email and name claims, and the functions that
+-- keep them (or take another statement shape there). Same text as sql/install.
+-- Under sp_users.distribute() Citus splits users into shards by id, and a unique index holds only
+-- within a shard: these hold each taken email and each taken name once, split by their own key, so
+-- two sign-ups with one email meet on one shard whatever their user ids (docs/scaling.md). sp_users'
+-- functions write them with the user, in one transaction. Empty and unused on a single server.
+CREATE TABLE sp_users.user_emails (
+    email    text PRIMARY KEY,
+    user_id  uuid NOT NULL
+);
+COMMENT ON TABLE sp_users.user_emails IS 'Citus only (sp_users.distribute()): the user holding each email, distributed by email, so that emails stay unique across the shards of users. Written by sp_users'' functions; empty on a single server.';
+CREATE TABLE sp_users.user_names (
+    name     text PRIMARY KEY,
+    user_id  uuid NOT NULL
+);
+COMMENT ON TABLE sp_users.user_names IS 'Citus only (sp_users.distribute()): the user holding each name, distributed by name, so that names stay unique across the shards of users. Written by sp_users'' functions; empty on a single server.';
+
+SELECT pg_catalog.pg_extension_config_dump('sp_users.user_emails', '');
+SELECT pg_catalog.pg_extension_config_dump('sp_users.user_names', '');
+REVOKE ALL ON sp_users.user_emails, sp_users.user_names FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.user_emails, sp_users.user_names TO sp_users_admin;
+
+CREATE FUNCTION sp_users._users_distributed() RETURNS boolean
+AS 'MODULE_PATHNAME', 'sp_users_users_distributed'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION sp_users._users_distributed() IS
+'Internal: whether Citus splits sp_users.users into shards (sp_users.distribute()); the functions that write emails, names or delete users then also keep user_emails, user_names, the sessions and the account failures in step, which foreign keys and triggers do on a single server.';
+
+CREATE OR REPLACE FUNCTION sp_users.delete_user(id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone_email text;
+    gone_name text;
+BEGIN
+    IF sp_users._users_distributed() THEN
+        -- Citus: what the foreign keys do on one server (sessions keep their history, failures go)
+        -- and the user's email and name freed.
+        DELETE FROM sp_users.users u WHERE u.id = delete_user.id AND u.status <> 'deleted'
+        RETURNING u.email, u.name INTO gone_email, gone_name;
+        IF NOT FOUND THEN
+            PERFORM sp_users._user_not_found(delete_user.id);
+        END IF;
+        PERFORM sp_users._forget_deleted_users(ARRAY[delete_user.id], ARRAY[gone_email], ARRAY[gone_name]);
+        RETURN;
+    END IF;
+    DELETE FROM sp_users.users u WHERE u.id = delete_user.id AND u.status <> 'deleted';
+    IF NOT FOUND THEN
+        PERFORM sp_users._user_not_found(delete_user.id);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.delete_user(uuid) IS
+'Hard delete: removes the row (its sessions keep their history with user_id set to NULL). P0002 "user not found: ID" when there is no such non-deleted user.';
+
+CREATE OR REPLACE FUNCTION sp_users.find_by_role(role sp_users.user_role) RETURNS SETOF sp_users.users
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT * FROM sp_users.users u
+     WHERE u.roles @> ARRAY[find_by_role.role] AND u.status <> 'deleted'
+     ORDER BY u.created_at DESC, u.id;
+END
+$$;
+COMMENT ON FUNCTION sp_users.find_by_role(sp_users.user_role) IS 'Every user holding the role, newest first.';
+
+CREATE OR REPLACE FUNCTION sp_users.list_by_filter(status sp_users.user_status DEFAULT NULL, role sp_users.user_role DEFAULT NULL,
+                                        older_than_days integer DEFAULT NULL, lim integer DEFAULT 20)
+RETURNS SETOF sp_users.users
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    page integer := sp_users._page_limit(lim);
+    cutoff timestamptz := now() - make_interval(days => older_than_days); -- here: on Citus now() would be each worker's
+BEGIN
+    RETURN QUERY
+    SELECT * FROM sp_users.users u
+     WHERE u.status <> 'deleted'
+       AND (list_by_filter.status IS NULL OR u.status = list_by_filter.status)
+       AND (list_by_filter.role IS NULL OR u.roles @> ARRAY[list_by_filter.role])
+       AND (older_than_days IS NULL OR u.created_at < cutoff)
+     ORDER BY u.created_at DESC, u.id
+     LIMIT page;
+END
+$$;
+COMMENT ON FUNCTION sp_users.list_by_filter(sp_users.user_status, sp_users.user_role, integer, integer) IS
+'Users matching every non-NULL filter (status, role, created more than older_than_days days ago), newest first, lim capped at 100. Deleted users never match, even with status => ''deleted''.';
+
+CREATE OR REPLACE FUNCTION sp_users.export_users(lim integer DEFAULT NULL) RETURNS SETOF jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    page integer := CASE WHEN lim IS NULL THEN NULL ELSE sp_users._page_limit(lim) END;
+BEGIN
+    RETURN QUERY
+    SELECT to_jsonb(u) FROM sp_users.users u
+     WHERE u.status <> 'deleted'
+     ORDER BY u.created_at, u.id
+     LIMIT page;
+END
+$$;
+COMMENT ON FUNCTION sp_users.export_users(integer) IS
+'One JSON object per user with every column, oldest first. lim NULL = all users; otherwise capped at 100 like every listing.';
+
+CREATE OR REPLACE FUNCTION sp_users.list_users_by_role(role text) RETURNS SETOF sp_users.users
+LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role <> ALL (enum_range(NULL::sp_users.user_role)::text[]) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY -- PL/pgSQL: Citus (sp_users.distribute()) plans no statement of a SQL function with parameters
+    SELECT u.* FROM sp_users.users u
+     WHERE u.roles @> ARRAY[role::sp_users.user_role]
+       AND u.status <> 'deleted'
+     ORDER BY u.created_at DESC, u.id;
+END
+$$;
+COMMENT ON FUNCTION sp_users.list_users_by_role(text) IS 'Users holding the role named by the text, newest first; an unknown role name returns no rows (no error).';
+
 -- ==== Scale-out on Citus (issue 17). Same text as sql/install/50_bans.sql (_escalated_expiry,
 -- _citus_session and the ban functions calling it that 0.2.0 had) and sql/install/88_citus.sql.
 CREATE FUNCTION sp_users._escalated_expiry(start timestamptz, plain_expiry timestamptz, duration interval, previous_bans bigint) RETURNS timestamptz
@@ -1802,7 +2057,11 @@ BEGIN
                 AND p.prolang OPERATOR(pg_catalog.<>) (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname OPERATOR(pg_catalog.=) 'c')
                 AND (p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_citus\_session()%'
                      OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_sessions%'
-                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_merge(%')
+                     OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.\_merge(%'
+                     OR (sp_users._users_distributed()
+                         AND (p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.users %'
+                              OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_emails%'
+                              OR p.prosrc OPERATOR(pg_catalog.~~) '%sp\_users.user\_names%')))
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c(setting)
                                  WHERE c.setting OPERATOR(pg_catalog.~~*) 'datestyle=%')
     LOOP
@@ -1924,7 +2183,165 @@ $$;
 COMMENT ON FUNCTION sp_users._keep_session_user_ids() IS
 'Trigger (attached by sp_users.distribute() on Citus, where the foreign key from user_sessions to users cannot exist): refuses, as the foreign key did (23503), an UPDATE of users that changes the id of a user sessions still point at.';
 
-CREATE FUNCTION sp_users.distribute()
+-- With users split into shards by id (sp_users.distribute()), email and name are unique through
+-- user_emails and user_names, each split by its own key: two claims of one email meet on one shard,
+-- the second waits for the first and then finds it taken (or free, if the first rolled back).
+CREATE FUNCTION sp_users._claim_user_key(kind text, key text, user_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF kind = 'email' THEN
+        INSERT INTO sp_users.user_emails (email, user_id) VALUES (key, _claim_user_key.user_id) ON CONFLICT DO NOTHING;
+    ELSE
+        INSERT INTO sp_users.user_names (name, user_id) VALUES (key, _claim_user_key.user_id) ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION sp_users._claim_user_key(text, text, uuid) IS
+'Internal (Citus, users distributed): claims an email (kind ''email'') or a name for a user in user_emails / user_names; false when another user holds it (waiting for a concurrent claim to commit or roll back).';
+
+-- create_user and create_user_if_absent on Citus with users distributed (src/pg/request_writes.cpp
+-- calls it): the claims first, email before name as on one server, then the row on its shard; all
+-- in the caller's distributed transaction, which Citus commits on every shard or none.
+CREATE FUNCTION sp_users._create_user_on_citus(name text, email text, full_name text, display_name text, if_absent boolean)
+RETURNS SETOF sp_users.users
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid := gen_random_uuid();
+    stored_name text := sp_users._checked_name(name);
+    stored_email text := sp_users._checked_email(email);
+BEGIN
+    IF stored_name IS NULL THEN
+        PERFORM sp_users._fail('23502', 'null value in column "name" of relation "users" violates not-null constraint');
+    END IF;
+    IF stored_email IS NULL THEN
+        PERFORM sp_users._fail('23502', 'null value in column "email" of relation "users" violates not-null constraint');
+    END IF;
+    IF NOT sp_users._claim_user_key('email', stored_email, new_id) THEN
+        IF if_absent THEN
+            RETURN;
+        END IF;
+        PERFORM sp_users._fail('23505', 'user already exists with email: ' || stored_email, NULL, 'users_email_key');
+    END IF;
+    IF NOT sp_users._claim_user_key('name', stored_name, new_id) THEN
+        IF if_absent THEN
+            DELETE FROM sp_users.user_emails e WHERE e.email = stored_email AND e.user_id = new_id;
+            RETURN;
+        END IF;
+        PERFORM sp_users._fail('23505', 'user already exists with name: ' || stored_name, NULL, 'users_name_key');
+    END IF;
+    RETURN QUERY
+        INSERT INTO sp_users.users (id, name, email, full_name, display_name)
+        VALUES (new_id, stored_name, stored_email, _create_user_on_citus.full_name,
+                coalesce(_create_user_on_citus.display_name, _create_user_on_citus.full_name))
+        RETURNING *;
+END
+$$;
+COMMENT ON FUNCTION sp_users._create_user_on_citus(text, text, text, text, boolean) IS
+'Internal (Citus, users distributed): create_user (if_absent false: 23505 naming users_email_key or users_name_key when taken) and create_user_if_absent (no row instead): claims the email, then the name, then inserts the user.';
+
+-- What the foreign keys to users and the trigger on users do on a single server when users are
+-- deleted, for users split into shards (their triggers run on the shards, which cannot reach the
+-- other tables): sessions keep their history without a user, failures go, email and name are free.
+CREATE FUNCTION sp_users._forget_deleted_users(ids uuid[], emails text[], names text[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF coalesce(cardinality(ids), 0) = 0 THEN
+        RETURN;
+    END IF;
+    UPDATE sp_users.user_sessions s SET user_id = NULL WHERE s.user_id = ANY (ids);
+    DELETE FROM sp_users.account_failures a WHERE a.user_id = ANY (ids);
+    DELETE FROM sp_users.user_emails e WHERE e.email = ANY (emails) AND e.user_id = ANY (ids);
+    DELETE FROM sp_users.user_names n WHERE n.name = ANY (names) AND n.user_id = ANY (ids);
+END
+$$;
+COMMENT ON FUNCTION sp_users._forget_deleted_users(uuid[], text[], text[]) IS
+'Internal (Citus, users distributed): after deleting these users (with their emails and names), sets user_id NULL in their sessions, deletes their account failures and frees their emails and names: what the foreign keys and triggers do on a single server.';
+
+CREATE FUNCTION sp_users._revoke_sessions_of(ids uuid[]) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moment timestamptz := now();
+BEGIN
+    UPDATE sp_users.user_sessions s SET revoked_at = moment
+     WHERE s.user_id = ANY (ids) AND s.ended_at IS NULL AND s.revoked_at IS NULL;
+END
+$$;
+COMMENT ON FUNCTION sp_users._revoke_sessions_of(uuid[]) IS
+'Internal (Citus, users distributed): revokes the open sessions of these (soft-deleted) users, as the trigger users_revoke_sessions_on_delete does on a single server.';
+
+-- Writes to users made directly (an administrator's DELETE, a COPY, an UPDATE of email or name)
+-- bypass the claims: the readers still find those users (they ask every shard when no claim
+-- matches), but a claim left by a deleted user keeps its email taken, and an email written directly
+-- is not protected against a second user. This brings the claims back in line with the users.
+CREATE FUNCTION sp_users.repair_user_claims(OUT released bigint, OUT claimed bigint, OUT duplicates bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    shown text;
+BEGIN
+    released := 0; claimed := 0; duplicates := 0;
+    IF NOT sp_users._users_distributed() THEN
+        RETURN; -- one server: unique indexes, no claims
+    END IF;
+    -- No claim is taken or given up meanwhile (a sign-up waits).
+    LOCK TABLE sp_users.user_emails, sp_users.user_names IN EXCLUSIVE MODE;
+    -- Citus joins no two tables split by different keys: they are compared here, on the coordinator.
+    CREATE TEMP TABLE _repair_users ON COMMIT DROP AS SELECT u.id, u.email, u.name FROM sp_users.users u;
+    CREATE TEMP TABLE _repair_emails ON COMMIT DROP AS SELECT e.email, e.user_id FROM sp_users.user_emails e;
+    CREATE TEMP TABLE _repair_names ON COMMIT DROP AS SELECT x.name, x.user_id FROM sp_users.user_names x;
+    -- Claims whose user no longer holds that email or name (deleted or changed directly).
+    DELETE FROM sp_users.user_emails e
+     WHERE e.email = ANY (ARRAY(SELECT r.email FROM _repair_emails r
+                                 WHERE NOT EXISTS (SELECT 1 FROM _repair_users u WHERE u.id = r.user_id AND u.email = r.email)));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    released := released + n;
+    DELETE FROM sp_users.user_names x
+     WHERE x.name = ANY (ARRAY(SELECT r.name FROM _repair_names r
+                                WHERE NOT EXISTS (SELECT 1 FROM _repair_users u WHERE u.id = r.user_id AND u.name = r.name)));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    released := released + n;
+    -- Users without their claim (inserted or changed directly): claimed, unless another user holds
+    -- the same email or name (both written directly) — then the oldest claim stands or, without
+    -- one, the first id; the others are reported.
+    -- (counted before and after: Citus reports the rows an INSERT ... ON CONFLICT DO NOTHING sent)
+    claimed := -((SELECT count(*) FROM sp_users.user_emails) + (SELECT count(*) FROM sp_users.user_names));
+    INSERT INTO sp_users.user_emails (email, user_id)
+    SELECT DISTINCT ON (u.email) u.email, u.id FROM _repair_users u
+     WHERE NOT EXISTS (SELECT 1 FROM _repair_emails r WHERE r.email = u.email AND r.user_id = u.id)
+     ORDER BY u.email, u.id
+    ON CONFLICT DO NOTHING;
+    INSERT INTO sp_users.user_names (name, user_id)
+    SELECT DISTINCT ON (u.name) u.name, u.id FROM _repair_users u
+     WHERE NOT EXISTS (SELECT 1 FROM _repair_names r WHERE r.name = u.name AND r.user_id = u.id)
+     ORDER BY u.name, u.id
+    ON CONFLICT DO NOTHING;
+    claimed := claimed + (SELECT count(*) FROM sp_users.user_emails) + (SELECT count(*) FROM sp_users.user_names);
+    SELECT count(*), string_agg(d.what, ', ') FILTER (WHERE d.rn <= 10) INTO duplicates, shown
+      FROM (SELECT w.what, row_number() OVER () AS rn FROM (
+              SELECT 'email ' || u.email AS what FROM _repair_users u GROUP BY u.email HAVING count(*) > 1
+              UNION ALL
+              SELECT 'name ' || u.name FROM _repair_users u GROUP BY u.name HAVING count(*) > 1) w) d;
+    IF duplicates > 0 THEN
+        RAISE WARNING 'sp_users: % emails or names are held by more than one user (written into users directly): %', duplicates, shown
+            USING HINT = 'Change all but one of each with sp_users.update_email or sp_users.update_user, then run repair_user_claims() again.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION sp_users.repair_user_claims() IS
+'Citus, users distributed (sp_users.distribute()): brings user_emails and user_names back in line with users after writes made directly to users (DELETE, COPY, UPDATE of email or name), which sp_users'' functions would have kept in step: releases claims no user holds any more, claims the emails and names of users that have none, and reports (WARNING, and the count) emails or names that two users hold. Returns how many claims it released and made. Locks the claims meanwhile (sign-ups wait). Nothing to do on a single server (zeros).';
+
+CREATE FUNCTION sp_users.distribute(distribute_users boolean DEFAULT true)
 RETURNS TABLE (relation regclass, placement text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1934,6 +2351,7 @@ SET citus.enable_unsafe_triggers = on
 AS $$
 DECLARE
     failures text;
+    referencing text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'sp_users.distribute() needs Citus'
@@ -2018,6 +2436,63 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_sessions');
         PERFORM sp_users._pin_search_paths(); -- the trigger function, on this node
     END IF;
+    -- Users: distributed by id, the key of every per-user call (find_by_id, the updates, sessions'
+    -- user lookups: one shard each). A unique index holds only within a shard, so email and name
+    -- are unique through user_emails and user_names, distributed by their own key and written with
+    -- the user (_create_user_on_citus, _update_user, _forget_deleted_users). The foreign keys to
+    -- users and the triggers on users that write other tables cannot run on a shard: the functions
+    -- that delete users or soft-delete them do their work (account_failures stays here, without its
+    -- key); the statistics count the users (the counter triggers are dropped).
+    IF distribute_users AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                                         WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass) THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', con.conrelid::pg_catalog.regclass, con.conname), ', ')
+          INTO referencing
+          FROM pg_catalog.pg_constraint con
+         WHERE con.contype OPERATOR(pg_catalog.=) 'f'
+           AND con.confrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass
+           AND con.conrelid OPERATOR(pg_catalog.<>) ALL (ARRAY['sp_users.account_failures'::pg_catalog.regclass,
+                                                                'sp_users.user_sessions'::pg_catalog.regclass]);
+        IF referencing IS NOT NULL THEN
+            RAISE EXCEPTION 'sp_users.distribute() cannot split sp_users.users into shards: foreign keys of other tables reference it: %', referencing
+                USING ERRCODE = '0A000',
+                      HINT = 'Citus keeps no foreign key from a table on the coordinator to a distributed one. Either keep users on the coordinator: SELECT * FROM sp_users.distribute(distribute_users => false); or drop those keys, run distribute(), distribute your tables by their user id column (create_distributed_table(''<table>'', ''<column>'', colocate_with => ''sp_users.users'')) and add the keys again.';
+        END IF;
+        ALTER TABLE sp_users.account_failures DROP CONSTRAINT IF EXISTS account_failures_user_id_fkey;
+        DROP TRIGGER IF EXISTS users_count_insert ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_update ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_delete ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_truncate ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_count_row ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_revoke_sessions_on_delete ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_clear_sessions_on_delete ON sp_users.users;
+        DROP TRIGGER IF EXISTS users_keep_session_user_ids ON sp_users.users;
+        -- The claims of the users there are, then the keys they replace.
+        INSERT INTO sp_users.user_emails (email, user_id) SELECT u.email, u.id FROM sp_users.users u ON CONFLICT DO NOTHING;
+        INSERT INTO sp_users.user_names (name, user_id) SELECT u.name, u.id FROM sp_users.users u ON CONFLICT DO NOTHING;
+        ALTER TABLE sp_users.users DROP CONSTRAINT IF EXISTS users_email_key, DROP CONSTRAINT IF EXISTS users_name_key;
+        -- Rows written into users directly (a COPY) have no claim: the readers then ask every shard.
+        CREATE INDEX IF NOT EXISTS users_email_idx ON sp_users.users (email);
+        CREATE INDEX IF NOT EXISTS users_name_idx ON sp_users.users (name);
+        PERFORM pg_catalog.create_distributed_table('sp_users.users', 'id', colocate_with => 'none');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.users');
+        PERFORM pg_catalog.create_distributed_table('sp_users.user_emails', 'email', colocate_with => 'none');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_emails');
+        PERFORM pg_catalog.create_distributed_table('sp_users.user_names', 'name', colocate_with => 'sp_users.user_emails');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('sp_users.user_names');
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'sp_users.users'::pg_catalog.regclass
+                  AND p.partmethod OPERATOR(pg_catalog.=) 'h') THEN
+        -- The C readers of users query Citus there (in the leader of a parallel plan only).
+        ALTER FUNCTION sp_users.find_by_id(uuid) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_by_email(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_by_name(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_user(text) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.find_authenticated_user(uuid) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.get_roles(uuid) PARALLEL RESTRICTED;
+        ALTER FUNCTION sp_users.is_temporary_anonymous(uuid) PARALLEL RESTRICTED;
+        PERFORM sp_users._pin_search_paths(); -- the functions that now reach users through Citus
+    END IF;
     -- Citus runs no distributed query from a parallel worker: the C session readers, which query
     -- Citus on a distributed layout, stay in the leader there.
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
@@ -2040,8 +2515,8 @@ BEGIN
          ORDER BY c.relname;
 END
 $$;
-COMMENT ON FUNCTION sp_users.distribute() IS
-'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser, with sp_users preloaded on every node (shared_preload_libraries = ''citus,sp_users''; 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); splits user_sessions into shards by session_id on the workers (its foreign key to users replaced by a user lock in start_session, two triggers on users and merges always following the column; session_exists, list_active_sessions and is_banned made PARALLEL RESTRICTED); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings), and the string, date and interval styles (on workers also search_path) of the owner''s connections to this database on every node (ALTER ROLE ... IN DATABASE). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';
+COMMENT ON FUNCTION sp_users.distribute(boolean) IS
+'Citus: run on the coordinator (in the Citus metadata) as the extension owner or a superuser, with sp_users preloaded on every node (shared_preload_libraries = ''citus,sp_users''; 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); splits user_sessions into shards by session_id; with distribute_users (the default) also splits users into shards by id, emails and names staying unique through user_emails and user_names (split by their own key; 0A000 while tables of yours have foreign keys to users: keep users on the coordinator with distribute_users => false, or see docs/scaling.md). The foreign keys and triggers that cannot follow are replaced by the functions (see docs/scaling.md); the C readers that query Citus are made PARALLEL RESTRICTED; on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings), and the string, date and interval styles (on workers also search_path) of the owner''s connections to this database on every node (ALTER ROLE ... IN DATABASE). Idempotent; keeps the data; never moves users back to the coordinator. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared. 55000 otherwise). Makes banned_ips a reference table (a placement on every node, so the ban functions answer on any node, each node''s ban set following its placement); splits user_sessions into shards by session_id on the workers (its foreign key to users replaced by a user lock in start_session, two triggers on users and merges always following the column; session_exists, list_active_sessions and is_banned made PARALLEL RESTRICTED); the other tables stay on the coordinator, and on workers only the ban functions stay granted to the sp_users roles. Pins search_path on every definer function on every node (Citus re-parses the statements it routes under the caller''s settings), and the string, date and interval styles (on workers also search_path) of the owner''s connections to this database on every node (ALTER ROLE ... IN DATABASE). Idempotent; keeps the data. Run it again after adding a node, after ALTER EXTENSION sp_users UPDATE and after a restore. Returns each sp_users table and where it lives. 0A000 with a HINT without Citus, on a worker, or when the coordinator is not in the Citus metadata; 55000 when a worker cannot be prepared.';
 
 REVOKE ALL ON FUNCTION sp_users._escalated_expiry(timestamptz, timestamptz, interval, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._citus_session() FROM PUBLIC;
@@ -2049,7 +2524,14 @@ REVOKE ALL ON FUNCTION sp_users._pin_search_paths() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._restrict_worker() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._set_guard_installed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._pin_owner_settings(boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION sp_users.distribute() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users.distribute(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._sessions_distributed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._clear_sessions_of_deleted() FROM PUBLIC;
 REVOKE ALL ON FUNCTION sp_users._keep_session_user_ids() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._users_distributed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._claim_user_key(text, text, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._create_user_on_citus(text, text, text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._forget_deleted_users(uuid[], text[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users._revoke_sessions_of(uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sp_users.repair_user_claims() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sp_users.repair_user_claims() TO sp_users_admin;

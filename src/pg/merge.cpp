@@ -45,10 +45,10 @@ const char* kReferencesSql =
     "        UNION "
     "        SELECT sa.attrelid, sa.attnum FROM pg_catalog.pg_attribute sa "
     "         WHERE sa.attrelid = 'sp_users.user_sessions'::pg_catalog.regclass AND sa.attname = 'user_id' "
-    // and the account failures (their key dropped too when distribute() splits users)
+    // and the account failures (their key dropped too when distribute() splits users; 0.3.0 on)
     "        UNION "
     "        SELECT fa.attrelid, fa.attnum FROM pg_catalog.pg_attribute fa "
-    "         WHERE fa.attrelid = 'sp_users.account_failures'::pg_catalog.regclass AND fa.attname = 'user_id') ref "
+    "         WHERE fa.attrelid = pg_catalog.to_regclass('sp_users.account_failures') AND fa.attname = 'user_id') ref "
     "  JOIN pg_catalog.pg_class c ON c.oid = ref.rel "
     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "  JOIN pg_catalog.pg_attribute a ON a.attrelid = ref.rel AND a.attnum = ref.attnum";
