@@ -85,6 +85,7 @@ q "$C" "$CDB" -c "SELECT relation::text || ': ' || placement FROM sp_users.distr
   { cat "$OUT/distribute.log" >&2; exit 1; }
 grep -qx 'sp_users.banned_ips: reference' "$OUT/distribute.log" || { echo "bench/citus.sh: distribute() did not make banned_ips a reference table" >&2; cat "$OUT/distribute.log" >&2; exit 1; }
 grep -qx 'sp_users.user_sessions: distributed' "$OUT/distribute.log" || { echo "bench/citus.sh: distribute() did not distribute user_sessions" >&2; cat "$OUT/distribute.log" >&2; exit 1; }
+grep -qx 'sp_users.users: distributed' "$OUT/distribute.log" || { echo "bench/citus.sh: distribute() did not distribute users" >&2; cat "$OUT/distribute.log" >&2; exit 1; }
 q "$C" "$CDB" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SELECT create_reference_table('public.bench_bans_orig');
@@ -215,13 +216,16 @@ ROWS=(
   "touch_session|touch_session|sessions distributed: routed update|bench/api/touch_session.sp.sql|$C|$CDB|w|"
   "touch_session.hand|touch_session's hand-written statement (bench/api)|the same statement written by hand, on both sides|bench/api/touch_session.hand.sql|$C|$CDB|w|"
   "end_session|end_session|sessions distributed: routed update|bench/api/end_session.sp.sql|$C|$CDB|w|"
-  "start_session|start_session|user locked on the coordinator, session inserted on its shard|bench/api/start_session.sp.sql|$C|$CDB|w|"
+  "start_session|start_session|user locked on its shard, session inserted on its own|bench/api/start_session.sp.sql|$C|$CDB|w|"
   "list_active_sessions|list_active_sessions|sessions distributed: a user's sessions from every shard|bench/api/list_active_sessions.sp.sql|$C|$CDB|-|"
   "list_active_sessions.hand|list_active_sessions's hand-written statement (bench/api)|the same statement written by hand, on both sides|bench/api/list_active_sessions.hand.sql|$C|$CDB|-|"
-  "find_with_sessions|find_with_sessions|user on the coordinator, session figures from every shard|bench/api/find_with_sessions.sp.sql|$C|$CDB|-|"
-  "find_by_id|find_by_id|coordinator-local table|bench/api/find_by_id.sp.sql|$C|$CDB|-|"
-  "find_by_email|find_by_email|coordinator-local table|bench/api/find_by_email.sp.sql|$C|$CDB|-|"
-  "create_user|create_user|coordinator-local table|bench/api/create_user.sp.sql|$C|$CDB|w|"
+  "find_with_sessions|find_with_sessions|the user routed to its shard, session figures from every shard|bench/api/find_with_sessions.sp.sql|$C|$CDB|-|"
+  "find_by_id|find_by_id|users distributed: routed to the user's shard|bench/api/find_by_id.sp.sql|$C|$CDB|-|"
+  "find_by_id.hand|find_by_id's hand-written statement (bench/api)|the same statement written by hand, on both sides|bench/api/find_by_id.hand.sql|$C|$CDB|-|"
+  "find_by_email|find_by_email|the email's claim (routed by email), then the user (routed by id)|bench/api/find_by_email.sp.sql|$C|$CDB|-|"
+  "find_by_email.hand|find_by_email's hand-written statement (bench/api)|the same statement written by hand, on both sides: every shard|bench/api/find_by_email.hand.sql|$C|$CDB|-|"
+  "create_user|create_user|email and name claimed on their shards, the user on its own: two-phase commit|bench/api/create_user.sp.sql|$C|$CDB|w|"
+  "create_user.hand|create_user's hand-written statement (bench/api)|the same statement written by hand, on both sides: one routed insert, email not unique across shards|bench/api/create_user.hand.sql|$C|$CDB|w|"
   "kv|\`SELECT v FROM bench_kv WHERE id = :r\`|distributed table: coordinator routes to 1 worker over TCP, SSL (default sslmode=require)|$OUT/kv.sql|$C|$CDB|-|"
   "kv.nossl|\`SELECT v FROM bench_kv WHERE id = :r\`|distributed table, routed over TCP, citus.node_conninfo = 'sslmode=disable'|$OUT/kv.sql|$C|$CDB|-|sslmode=disable"
   "ref|\`SELECT v FROM bench_ref WHERE id = :r\`|reference table, read on the coordinator (local placement)|$OUT/ref.sql|$C|$CDB|-|"

@@ -173,6 +173,16 @@ DECLARE
     -- Lower-cased once: the cost is the table's text once, not the table times the query.
     q pg_catalog.text := pg_catalog.lower(query);
 BEGIN
+    -- Longer than any name (users_name_check: 255) or email (users_email_check: 320): only a full
+    -- name can hold it, and the query is written once (on Citus it goes to every shard as text).
+    IF pg_catalog.length(q) OPERATOR(pg_catalog.>) 320 THEN
+        RETURN QUERY SELECT u.* FROM sp_users.users u
+                      WHERE u.status OPERATOR(pg_catalog.<>) 'deleted'
+                        AND pg_catalog.strpos(pg_catalog.lower(coalesce(u.full_name, '')), q) OPERATOR(pg_catalog.>) 0
+                      ORDER BY u.created_at DESC, u.id
+                      LIMIT sp_users._page_limit(lim);
+        RETURN;
+    END IF;
     RETURN QUERY SELECT u.* FROM sp_users.users u
                   WHERE u.status OPERATOR(pg_catalog.<>) 'deleted'
                     AND (pg_catalog.strpos(pg_catalog.lower(u.name), q) OPERATOR(pg_catalog.>) 0

@@ -1,11 +1,12 @@
 """What test/citus/*.py share: the cluster they are given (argv: socket dir, coordinator port,
 worker ports), connections to its database, and TAP-style checks."""
+import os
 import sys
 
 import psycopg2
 
 SOCK, PORTS = sys.argv[1], [int(p) for p in sys.argv[2:]]
-DB = "sp_users_citus"
+DB = os.environ.get("SP_USERS_CITUS_DB", "sp_users_citus")
 counts = {"passed": 0, "failed": 0}
 
 

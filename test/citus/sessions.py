@@ -32,6 +32,10 @@ check(fk == 0, "the foreign key to users is gone (Citus keeps none from a distri
 pre_user = one(coord, "SELECT id FROM sp_users.users WHERE name = 'pre-user'")
 check(one(coord, "SELECT count(*) FROM sp_users.list_active_sessions(%s)", (pre_user,)) == 40,
       "list_active_sessions finds them on every shard")
+claims = [one(coord, "SELECT count(*) FROM sp_users.user_emails WHERE email = 'pre-user@example.com' AND user_id = %s", (pre_user,)),
+          one(coord, "SELECT count(*) FROM sp_users.user_names WHERE name = 'pre-user' AND user_id = %s", (pre_user,)),
+          error(coord, "SELECT sp_users.create_user('pre-user2', 'PRE-USER@example.com')")[0]]
+check(claims == [1, 1, "23505"], f"the user made before distribute() holds its email and name claims: its email is taken ({claims})")
 
 # --- every session function through the coordinator, as a login holding only sp_users_app
 rows(coord, "DROP ROLE IF EXISTS sess_app")
@@ -224,6 +228,7 @@ check(sorted(results) == ["23505"] * 7 + ["won"], f"8 concurrent sign-ups with o
 # --- clean the suite's data (the pgTAP suite runs next and counts users)
 rows(coord, "DELETE FROM sp_users.user_sessions")
 rows(coord, "DELETE FROM sp_users.users")
+rows(coord, "SELECT sp_users.repair_user_claims()")  # what direct deletes call for (docs/scaling.md)
 rows(coord, "VACUUM ANALYZE sp_users.users, sp_users.user_sessions")
 rows(coord, "DROP ROLE sess_app")
 finish("sessions on Citus")

@@ -85,6 +85,13 @@ script = [
     "SELECT name FROM sp_users.create_anonymous('fp-cmp') WHERE name LIKE 'anonymous\\_%'",
     "SELECT (sessions, total_rows) FROM sp_users.merge_users((SELECT id FROM sp_users.find_by_name('cmp-b')), (SELECT id FROM sp_users.find_by_name('cmp-b')))",
     "SELECT array_agg(name ORDER BY name) FROM sp_users.search_users('cmp-', 100)",
+    "SELECT name, active_sessions FROM sp_users.list_non_anonymous_with_sessions(100) WHERE name LIKE 'cmp-%'",
+    "SELECT count(*) FROM sp_users.start_session((SELECT id FROM sp_users.find_by_name('cmp-b')), 'cmp-s2')",
+    "SELECT count(*), count(*) FILTER (WHERE user_type = 'registered') FROM sp_users.list_sessions((SELECT id FROM sp_users.find_by_name('cmp-b')))",
+    "SELECT session_id FROM sp_users.list_recent_sessions((SELECT id FROM sp_users.find_by_name('cmp-b')), 1) WHERE session_id LIKE 'cmp-%'",
+    "SELECT sp_users.end_all_sessions((SELECT id FROM sp_users.find_by_name('cmp-b')))",
+    "SELECT count(*) FROM sp_users.list_active_sessions((SELECT id FROM sp_users.find_by_name('cmp-b')))",
+    "SELECT name FROM sp_users.find_authenticated_user((SELECT id FROM sp_users.find_by_name('cmp-b')))",
     "SELECT array_agg(name ORDER BY name) FROM sp_users.list_by_filter(status => 'active', lim => 100) WHERE name LIKE 'cmp-%'",
     "SELECT count(*) FROM sp_users.list_users_by_role('admin') WHERE name LIKE 'cmp-%'",
     "SELECT count(*) FROM sp_users.export_users() e WHERE e->>'name' LIKE 'cmp-%'",
@@ -240,7 +247,21 @@ check(state == "28000", f"a locked account: find_authenticated_user raises 28000
 rows(coord, "SELECT sp_users.delete_user(%s)", (victim,))
 check(one(coord, "SELECT count(*) FROM sp_users.account_failures WHERE user_id = %s", (victim,)) == 0, "deleting the user deletes its failure records")
 
-for (uid,) in rows(coord, "SELECT id FROM sp_users.users WHERE name LIKE ANY (ARRAY['race%', 'mover%', 'held%', 'cmp-%', 'anonymous%', 'direct%']) "
-                         "AND status <> 'deleted'"):
-    rows(coord, "SELECT sp_users.delete_user(%s)", (uid,))
+# --- parallel plans: the C readers that query Citus run in the leader
+par = connect(PORTS[0])
+rows(par, "SET force_parallel_mode = on")
+pid = one(coord, "SELECT id FROM sp_users.create_user('par', 'par@example.com')")
+got = [one(par, "SELECT count(*) FROM sp_users.find_by_email('par@example.com')"),
+       one(par, "SELECT count(*) FROM sp_users.find_by_id(%s)", (pid,)),
+       one(par, "SELECT count(*) FROM sp_users.find_user('par')"),
+       one(par, "SELECT sp_users.get_roles(%s)::text", (pid,))]
+check(got == [1, 1, 1, "{user}"], f"user readers under force_parallel_mode ({got})")
+par.close()
+
+# --- clean the data (the pgTAP suite runs next and counts users and sessions)
+rows(coord, "DELETE FROM sp_users.user_sessions")
+rows(coord, "DELETE FROM sp_users.users")
+rows(coord, "SELECT sp_users.repair_user_claims()")
+check(one(coord, "SELECT count(*) FROM sp_users.user_emails") + one(coord, "SELECT count(*) FROM sp_users.user_names") == 0,
+      "after deleting every user directly, repair_user_claims() leaves no claim")
 finish("users on Citus")

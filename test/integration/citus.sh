@@ -60,6 +60,21 @@ SQL
 ) || failed=1
 job=$(echo "$out" | sed -n 's/^job=//p')
 
+# Users kept on the coordinator (distribute(distribute_users => false), for applications with
+# foreign keys to users), in a database of its own on the same nodes (test/citus/keep_users.py).
+KEEP=sp_users_citus_keep
+for port in "$P" "$((P + 1))" "$((P + 2))"; do
+  psql -X -q -p "$port" -d postgres -c "CREATE DATABASE $KEEP" || failed=1
+  psql -X -q -p "$port" -d "$KEEP" -c "CREATE EXTENSION citus" || failed=1
+done
+psql -X -q -d "$KEEP" -v ON_ERROR_STOP=1 >/dev/null <<SQL || failed=1
+SELECT citus_set_coordinator_host('localhost', $P);
+SELECT citus_add_node('localhost', $((P + 1)));
+SELECT citus_add_node('localhost', $((P + 2)));
+CREATE EXTENSION sp_users;
+SQL
+SP_USERS_CITUS_DB=$KEEP /usr/bin/python3 test/citus/keep_users.py "$PGHOST" "$P" "$((P + 1))" "$((P + 2))" || failed=1
+
 # A third worker: distribute() again gives it its banned_ips placement and pinned functions; a
 # rebalance moves session shards onto it with 60 sessions in place: every node stays exact.
 psql -X -q -v ON_ERROR_STOP=1 -c "WITH u AS (SELECT id FROM sp_users.create_user('rb-user', 'rb-user@example.com'))
