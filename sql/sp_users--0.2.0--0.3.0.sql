@@ -1856,6 +1856,16 @@ GRANT EXECUTE ON FUNCTION sp_users.check_replication() TO sp_users_admin;
 COMMENT ON FUNCTION sp_users.merge_users(uuid, uuid) IS
 'Moves every row that points at source to target — in every table of the database with a single-column foreign key to sp_users.users(id), whatever its schema, and in every column registered with register_user_reference — then deletes source, in one transaction. Both users are locked in id order first, tables are processed in a fixed order, so concurrent merges cannot deadlock each other. When a moved row would violate a unique index that has the user column as a key column (the target already has its counterpart; partial indexes, expression keys and NULLS NOT DISTINCT included), the target''s row is kept and the source''s is deleted, counted under tables->''dropped_duplicates''. Returns sessions moved, total rows moved, and tables: {"schema.table.column": rows moved} (zeros included). Per column, set_merge_policy makes a merge delete the source''s rows instead (counted under tables->''deleted_with_source'') or refuse while there are any (keep: 2BP01). Source = target raises 22023; a missing (or deleted) user P0002.';
 
+-- ==== normalize_email trimmed the letter v from both ends: E'\v' is a plain v in PostgreSQL
+-- (a vertical tab is \x0B). Stored emails stay valid: none starts or ends with white space.
+CREATE OR REPLACE FUNCTION sp_users.normalize_email(email text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pg_catalog.lower(pg_catalog.btrim(email, E' \t\r\n\f\x0B')); -- \x0B: vertical tab (E'' has no \v)
+END;
+COMMENT ON FUNCTION sp_users.normalize_email(text) IS
+'The stored form of an email address: surrounding whitespace removed, lower-cased. sp_users.users enforces it with a CHECK.';
+
 -- ==== Users split into shards on Citus (issue 17): the email and name claims, and the functions that
 -- keep them (or take another statement shape there). Same text as sql/install.
 -- Under sp_users.distribute() Citus splits users into shards by id, and a unique index holds only

@@ -11,7 +11,7 @@ COMMENT ON TYPE sp_users.user_role IS 'Role of a user; a user holds a non-empty 
 CREATE FUNCTION sp_users.normalize_email(email text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT pg_catalog.lower(pg_catalog.btrim(email, E' \t\r\n\f\v'));
+    SELECT pg_catalog.lower(pg_catalog.btrim(email, E' \t\r\n\f\x0B')); -- \x0B: vertical tab (E'' has no \v)
 END;
 COMMENT ON FUNCTION sp_users.normalize_email(text) IS
 'The stored form of an email address: surrounding whitespace removed, lower-cased. sp_users.users enforces it with a CHECK.';

@@ -6,9 +6,11 @@
 #include "pg/pg_headers.hpp"
 #include "pg/spi.hpp"
 
+#include <algorithm>
 #include <map>
 
 extern "C" {
+#include "commands/extension.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 }
@@ -139,6 +141,25 @@ std::vector<sp::core::Reference> load_references() {
             throw SqlError(ERRCODE_DATA_CORRUPTED, "sp_users.merge_policies holds an unknown policy for " + r.table + "." + r.column);
         where.emplace_back(spi_text(rows, i, 5).value_or("0"), spi_text(rows, i, 6).value_or("0"));
         refs.push_back(std::move(r));
+    }
+    // A table Citus splits into shards by that very column (co-located with users, docs/scaling.md):
+    // a row cannot move to another user's shard by an UPDATE. Refused before anything is written.
+    bool citus = false;
+    pg_call([&] { citus = OidIsValid(get_extension_oid("citus", true)); });
+    for (std::size_t r = 0; citus && r < refs.size(); ++r) {
+        if (refs[r].policy != sp::core::MergePolicy::Move) continue;
+        sp::pg::SpiRows split = spi_exec(
+            "SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid "
+            "   AND p.partmethod OPERATOR(pg_catalog.=) 'h' "
+            "   AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2",
+            {where[r].first, refs[r].column}, true);
+        if (split.count > 0)
+            throw SqlError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                           "merge refused: " + refs[r].schema + "." + refs[r].table + " is split into shards by " + refs[r].column +
+                               ", so a merge cannot move its rows to the target",
+                           "Citus does not change a row's distribution column. Set what merges do with that column's rows instead: "
+                           "sp_users.set_merge_policy('" + refs[r].schema + "." + refs[r].table + "', '" + refs[r].column +
+                               "', 'delete') (or 'keep').");
     }
     for (std::size_t r = 0; r < refs.size(); ++r) {
         sp::pg::SpiRows keys = spi_exec(kUniqueKeysSql, {where[r].first, where[r].second}, true);

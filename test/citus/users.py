@@ -247,6 +247,46 @@ check(state == "28000", f"a locked account: find_authenticated_user raises 28000
 rows(coord, "SELECT sp_users.delete_user(%s)", (victim,))
 check(one(coord, "SELECT count(*) FROM sp_users.account_failures WHERE user_id = %s", (victim,)) == 0, "deleting the user deletes its failure records")
 
+# --- a table of the application split by user id, co-located with users (docs/scaling.md): merges
+# cannot move its rows (Citus does not change a distribution column) and say so before writing
+rows(coord, "CREATE SCHEMA shop_c")
+rows(coord, "CREATE TABLE shop_c.visits (user_id uuid NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+rows(coord, "SELECT create_distributed_table('shop_c.visits', 'user_id', colocate_with => 'sp_users.users')")
+rows(coord, "ALTER TABLE shop_c.visits ADD FOREIGN KEY (user_id) REFERENCES sp_users.users (id) ON DELETE CASCADE")
+src = one(coord, "SELECT id FROM sp_users.create_anonymous('visits-src')")
+dst = one(coord, "SELECT id FROM sp_users.create_user('visits-dst', 'visits-dst@example.com')")
+rows(coord, "INSERT INTO shop_c.visits (user_id) VALUES (%s), (%s)", (src, src))
+state, msg = error(coord, "SELECT * FROM sp_users.promote_anonymous(%s, %s)", (src, dst))
+kept = one(coord, "SELECT count(*) FROM shop_c.visits WHERE user_id = %s", (src,))
+check(state == "0A000" and "shop_c.visits" in msg and kept == 2, f"a merge refuses to move rows of a table split by that user id, and writes nothing ({state} {msg}, {kept})")
+rows(coord, "SELECT sp_users.set_merge_policy('shop_c.visits', 'user_id', 'delete')")
+m = one(coord, "SELECT tables->'deleted_with_source' FROM sp_users.promote_anonymous(%s, %s)", (src, dst))
+check(m == {"shop_c.visits.user_id": 2} and one(coord, "SELECT count(*) FROM shop_c.visits") == 0,
+      f"with merge policy delete the merge goes through, deleting the source's visits ({m})")
+rows(coord, "SELECT sp_users.set_merge_policy('shop_c.visits', 'user_id', 'move')")
+rows(coord, "DROP SCHEMA shop_c CASCADE")
+
+# --- an administrator's direct writes (a login holding only sp_users_admin) reach the shards
+rows(coord, "DROP ROLE IF EXISTS users_admin")
+rows(coord, "CREATE ROLE users_admin LOGIN")
+rows(coord, "GRANT sp_users_admin TO users_admin")
+adm = connect(PORTS[0], "users_admin")
+results = [error(adm, "INSERT INTO sp_users.users (name, email) VALUES ('adm-direct', 'adm-direct@example.com')")[0],
+           error(adm, "UPDATE sp_users.users SET email = 'adm-direct2@example.com' WHERE name = 'adm-direct'")[0]]
+with adm.cursor() as cur:
+    import io
+    try:
+        cur.copy_expert("COPY sp_users.users (name, email) FROM STDIN", io.StringIO("adm-copy\tadm-copy@example.com\n"))
+        results.append(None)
+    except psycopg2.Error as e:
+        results.append(e.pgcode)
+results.append(rows(adm, "SELECT claimed FROM sp_users.repair_user_claims()"))
+results.append(one(adm, "SELECT count(*) FROM sp_users.find_by_email('adm-direct2@example.com')"))
+results.append(error(adm, "DELETE FROM sp_users.users WHERE name LIKE 'adm-%'")[0])
+adm.close()
+check(results == [None, None, None, [(4,)], 1, None],
+      f"as sp_users_admin: INSERT, UPDATE, COPY into users, repair_user_claims(), DELETE ({results})")
+
 # --- parallel plans: the C readers that query Citus run in the leader
 par = connect(PORTS[0])
 rows(par, "SET force_parallel_mode = on")
@@ -262,6 +302,7 @@ par.close()
 rows(coord, "DELETE FROM sp_users.user_sessions")
 rows(coord, "DELETE FROM sp_users.users")
 rows(coord, "SELECT sp_users.repair_user_claims()")
+rows(coord, "DROP ROLE users_admin")
 check(one(coord, "SELECT count(*) FROM sp_users.user_emails") + one(coord, "SELECT count(*) FROM sp_users.user_names") == 0,
       "after deleting every user directly, repair_user_claims() leaves no claim")
 finish("users on Citus")

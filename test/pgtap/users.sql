@@ -105,5 +105,10 @@ SELECT is((SELECT array_agg(k ORDER BY k) FROM sp_users.export_users(1) e, jsonb
 SELECT lives_ok(format('SELECT sp_users.delete_user(%L)', (SELECT id FROM sp_users.find_by_name('zed'))), 'delete_user');
 SELECT is((SELECT count(*)::int FROM sp_users.users WHERE name = 'zed'), 0, 'row gone');
 
+-- The letter v is not white space (normalize_email trimmed it from both ends: E'\v' is a plain v).
+SELECT is(sp_users.normalize_email(E'\x0B Vera@Example.dev \t'), 'vera@example.dev', 'normalize_email trims a vertical tab, keeps the letter v');
+SELECT is((SELECT email FROM sp_users.create_user('vera', 'Vera@Example.dev')), 'vera@example.dev', 'an email starting and ending with v is stored');
+SELECT isnt((SELECT id FROM sp_users.create_anonymous('vfp')), (SELECT id FROM sp_users.create_anonymous('fp')), 'fingerprints vfp and fp are two anonymous users');
+
 SELECT * FROM finish();
 ROLLBACK;
