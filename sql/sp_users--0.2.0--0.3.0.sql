@@ -2107,6 +2107,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     f regprocedure;
+    t regclass;
     revoked integer := 0;
 BEGIN
     PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
@@ -2115,18 +2116,27 @@ BEGIN
                 AND p.proname OPERATOR(pg_catalog.<>) ALL (ARRAY[
                     'is_banned', 'get_ban', 'list_active_bans', 'count_active_bans', 'list_bans_by_source',
                     'list_bans_by_fingerprint', 'ban_ip', 'ban_ips', 'unban_ip', 'cleanup_expired_bans',
-                    'ban_cache_info', 'normalize_ip', 'normalize_email', 'email_problem', 'session_is_active'])
+                    'ban_cache_info', 'normalize_ip', 'normalize_email', 'email_problem', 'session_is_active',
+                    -- the CHECK on users.roles, run on the shards by an administrator's direct write
+                    '_roles_valid'])
     LOOP
         EXECUTE pg_catalog.format('REVOKE EXECUTE ON ROUTINE %s FROM sp_users_admin, sp_users_app, sp_users_readonly', f);
         revoked := revoked OPERATOR(pg_catalog.+) 1;
     END LOOP;
     REVOKE ALL ON ALL TABLES IN SCHEMA sp_users FROM sp_users_admin, sp_users_app, sp_users_readonly;
     GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.banned_ips TO sp_users_admin;
+    -- The tables Citus splits into shards: an administrator's direct write through the coordinator
+    -- reaches them here, as that administrator.
+    FOR t IN SELECT p.logicalrelid FROM pg_catalog.pg_dist_partition p JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.logicalrelid
+              WHERE c.relnamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace AND p.partmethod OPERATOR(pg_catalog.=) 'h'
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON %s TO sp_users_admin', t);
+    END LOOP;
     RETURN revoked;
 END
 $$;
 COMMENT ON FUNCTION sp_users._restrict_worker() IS
-'Internal (sp_users.distribute(), on every Citus worker): EXECUTE on every function (internal ones included) except the ban functions and the pure helpers, and every table privilege except an administrator''s on banned_ips, are revoked from the sp_users roles there: those calls belong on the coordinator, which holds the users. Returns how many functions it changed.';
+'Internal (sp_users.distribute(), on every Citus worker): EXECUTE on every function (internal ones included) except the ban functions, the pure helpers and _roles_valid (the CHECK on users.roles), and every table privilege except an administrator''s on banned_ips and on the tables Citus splits into shards, are revoked from the sp_users roles there: those calls belong on the coordinator, which holds the users. Returns how many functions it changed.';
 
 CREATE FUNCTION sp_users._set_guard_installed() RETURNS boolean
 AS 'MODULE_PATHNAME', 'sp_users_set_guard_installed'
@@ -2406,21 +2416,6 @@ BEGIN
     END IF;
     -- A worker added since has no placement until Citus copies one: now, not at its first use.
     PERFORM pg_catalog.replicate_reference_tables();
-    -- Every node: definer functions pinned (idempotent; workers added later get theirs when
-    -- distribute() runs again); workers: only the ban functions granted.
-    PERFORM sp_users._pin_search_paths();
-    PERFORM sp_users._pin_owner_settings(false);
-    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; ')
-      INTO failures
-      FROM pg_catalog.run_command_on_workers(
-               'SELECT sp_users._pin_search_paths() OPERATOR(pg_catalog.+) sp_users._restrict_worker() '
-               'OPERATOR(pg_catalog.+) sp_users._pin_owner_settings(true)') r
-     WHERE NOT r.success;
-    IF failures IS NOT NULL THEN
-        RAISE EXCEPTION 'sp_users.distribute() could not prepare every worker: %', failures
-            USING ERRCODE = '55000',
-                  HINT = 'Every worker must be reachable and have sp_users (CREATE EXTENSION on the coordinator creates it there); then run distribute() again.';
-    END IF;
     -- Bans: a reference table, on every node. Read on every request, small, written rarely: each
     -- node answers is_banned from its own placement, with no network hop.
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
@@ -2511,7 +2506,23 @@ BEGIN
         ALTER FUNCTION sp_users.find_authenticated_user(uuid) PARALLEL RESTRICTED;
         ALTER FUNCTION sp_users.get_roles(uuid) PARALLEL RESTRICTED;
         ALTER FUNCTION sp_users.is_temporary_anonymous(uuid) PARALLEL RESTRICTED;
-        PERFORM sp_users._pin_search_paths(); -- the functions that now reach users through Citus
+    END IF;
+    -- Every node, now that the tables are placed: definer functions pinned (those that reach users
+    -- or sessions through Citus included; idempotent; workers added later get theirs when
+    -- distribute() runs again); workers: only the ban functions granted, and an administrator's
+    -- privileges on the tables split into shards.
+    PERFORM sp_users._pin_search_paths();
+    PERFORM sp_users._pin_owner_settings(false);
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; ')
+      INTO failures
+      FROM pg_catalog.run_command_on_workers(
+               'SELECT sp_users._pin_search_paths() OPERATOR(pg_catalog.+) sp_users._restrict_worker() '
+               'OPERATOR(pg_catalog.+) sp_users._pin_owner_settings(true)') r
+     WHERE NOT r.success;
+    IF failures IS NOT NULL THEN
+        RAISE EXCEPTION 'sp_users.distribute() could not prepare every worker: %', failures
+            USING ERRCODE = '55000',
+                  HINT = 'Every worker must be reachable and have sp_users (CREATE EXTENSION on the coordinator creates it there); then run distribute() again.';
     END IF;
     -- Citus runs no distributed query from a parallel worker: the C session readers, which query
     -- Citus on a distributed layout, stay in the leader there.
