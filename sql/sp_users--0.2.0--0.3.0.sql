@@ -2123,7 +2123,15 @@ BEGIN
         EXECUTE pg_catalog.format('REVOKE EXECUTE ON ROUTINE %s FROM sp_users_admin, sp_users_app, sp_users_readonly', f);
         revoked := revoked OPERATOR(pg_catalog.+) 1;
     END LOOP;
-    REVOKE ALL ON ALL TABLES IN SCHEMA sp_users FROM sp_users_admin, sp_users_app, sp_users_readonly;
+    -- Table by table, shards excepted (REVOKE ... ON ALL TABLES would reach the shards of the tables
+    -- split by Citus too, which live in this schema on the workers).
+    FOR t IN SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c
+              WHERE c.relnamespace OPERATOR(pg_catalog.=) 'sp_users'::pg_catalog.regnamespace
+                AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'f']::"char"[])
+                AND NOT pg_catalog.relation_is_a_known_shard(c.oid)
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM sp_users_admin, sp_users_app, sp_users_readonly', t);
+    END LOOP;
     GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON sp_users.banned_ips TO sp_users_admin;
     -- The tables Citus splits into shards: an administrator's direct write through the coordinator
     -- reaches them here, as that administrator.
