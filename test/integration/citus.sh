@@ -108,7 +108,7 @@ SQL
   echo "ok - the rebalance moved session, user, email and name shards to the third worker; all 60 sessions found, active, touched; the user found by email, its name still taken ($rb)" ||
   { echo "not ok - after the rebalance (session shards on w3, listed, exist, touched, counted; user tables on w3, found by email, counted, name taken: $rb)"; failed=1; }
 w3=$(scripts/citus psql w3 -At -c "SELECT 'w3=' || sp_users.is_banned('192.0.2.77') || ',' || sp_users.is_banned('192.0.2.78') || ',' || (SELECT count(*) FROM pg_proc WHERE pronamespace = 'sp_users'::regnamespace AND prosecdef AND proconfig IS NULL AND prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c'))") || failed=1
-echo "$out" | grep -q '^layout=reference$' && [ "$w3" = "w3=true,false,0" ] &&
+grep -q '^layout=reference$' <<<"$out" && [ "$w3" = "w3=true,false,0" ] &&
   echo "ok - a third worker: banned_ips placed there, is_banned exact, definer functions pinned ($w3)" ||
   { echo "not ok - a third worker ($w3; $out)"; failed=1; }
 

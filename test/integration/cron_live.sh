@@ -25,7 +25,7 @@ q "CREATE ROLE sp_cron_live_admin NOLOGIN IN ROLE sp_users_admin" >/dev/null
 
 # The cron database, pg_cron preloaded but its extension not created: 0A000 with a HINT.
 err=$(psql -X -q -d "$DB" -c "SELECT sp_users.schedule_anonymous_cleanup()" -v VERBOSITY=verbose 2>&1 || true)
-echo "$err" | grep -q "0A000" && echo "$err" | grep -qF "HINT:  Run CREATE EXTENSION pg_cron in this database." \
+grep -q "0A000" <<<"$err" && grep -qF "HINT:  Run CREATE EXTENSION pg_cron in this database." <<<"$err" \
   || { echo "FAIL: expected 0A000 with a HINT before pg_cron is created, got: $err"; exit 1; }
 echo "ok - 0A000 with a HINT while pg_cron is not created"
 q "CREATE EXTENSION pg_cron" >/dev/null
@@ -34,8 +34,8 @@ q "CREATE EXTENSION pg_cron" >/dev/null
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $OTHER" -c "CREATE DATABASE $OTHER"
 psql -X -q -d $OTHER -c "CREATE EXTENSION sp_users"
 err=$(psql -X -q -d $OTHER -v VERBOSITY=verbose -c "SELECT sp_users.schedule_anonymous_cleanup('* * * * *', 30, true)" 2>&1 || true)
-echo "$err" | grep -q "55000" || { echo "FAIL: expected 55000 from a non-cron database, got: $err"; exit 1; }
-echo "$err" | grep -qF "HINT:  Connect to database $DB and run: SELECT cron.schedule_in_database('sp_users_cleanup_anonymous', '* * * * *', 'CALL sp_users.run_anonymous_cleanup(retention_days => 30, enforce => true)', '$OTHER');" \
+grep -q "55000" <<<"$err" || { echo "FAIL: expected 55000 from a non-cron database, got: $err"; exit 1; }
+grep -qF "HINT:  Connect to database $DB and run: SELECT cron.schedule_in_database('sp_users_cleanup_anonymous', '* * * * *', 'CALL sp_users.run_anonymous_cleanup(retention_days => 30, enforce => true)', '$OTHER');" <<<"$err" \
   || { echo "FAIL: HINT is not the exact schedule_in_database call: $err"; exit 1; }
 status=$(psql -X -At -d $OTHER -c "SELECT source || '|' || status || '|' || message FROM sp_users.cleanup_status() WHERE source = 'schedule'")
 [ "$status" = "schedule|no pg_cron|pg_cron runs in database $DB: a job scheduled there for this database (cron.schedule_in_database) and its runs are in cron.job and cron.job_run_details there" ] \
@@ -72,12 +72,12 @@ echo "ok - sp_users.job_runs records the run"
 
 # What a non-superuser administrator sees: cron.job is closed to them, cleanup_status is not.
 err=$(qa "SELECT count(*) FROM cron.job" 2>&1 || true)
-echo "$err" | grep -q "permission denied" || { echo "FAIL: the administrator could read cron.job: $err"; exit 1; }
+grep -q "permission denied" <<<"$err" || { echo "FAIL: the administrator could read cron.job: $err"; exit 1; }
 status=$(qa "SELECT source || '|' || status FROM sp_users.cleanup_status(3)")
-echo "$status" | grep -qx "schedule|active" || { echo "FAIL: cleanup_status shows no active schedule: $status"; exit 1; }
-echo "$status" | grep -qx "pg_cron|succeeded" || { echo "FAIL: cleanup_status shows no succeeded pg_cron run: $status"; exit 1; }
-echo "$status" | grep -qx "job_runs|finished" || { echo "FAIL: cleanup_status shows no finished job_runs row: $status"; exit 1; }
-echo "$status" | grep -q "^check" && { echo "FAIL: cleanup_status reports a problem: $(qa "TABLE sp_users.cleanup_status()")"; exit 1; }
+grep -qx "schedule|active" <<<"$status" || { echo "FAIL: cleanup_status shows no active schedule: $status"; exit 1; }
+grep -qx "pg_cron|succeeded" <<<"$status" || { echo "FAIL: cleanup_status shows no succeeded pg_cron run: $status"; exit 1; }
+grep -qx "job_runs|finished" <<<"$status" || { echo "FAIL: cleanup_status shows no finished job_runs row: $status"; exit 1; }
+grep -q "^check" <<<"$status" && { echo "FAIL: cleanup_status reports a problem: $(qa "TABLE sp_users.cleanup_status()")"; exit 1; }
 qa "SELECT message FROM sp_users.cleanup_status() WHERE source = 'job_runs'" | grep -q "^25 anonymous users deleted in 1 batch(es); {" \
   || { echo "FAIL: cleanup_status does not show what the run did: $(qa "TABLE sp_users.cleanup_status()")"; exit 1; }
 echo "ok - a non-superuser administrator sees the schedule, the succeeded run and its job_runs row in cleanup_status"

@@ -106,14 +106,14 @@ SELECT 'truncated_users:' || sp_users.is_banned('198.51.100.7') || ',' || (SELEC
 SELECT 'refilled:' || public.mismatches() || ',' || (SELECT total FROM sp_users.get_stats());
 SQL
 )
-echo "$out" | grep -q ERROR && fail "subscriber session: $out"
-expect() { echo "$out" | grep -qx "$1" || fail "expected '$1' in: $out"; }
+grep -q ERROR <<<"$out" && fail "subscriber session: $out"
+expect() { grep -qx "$1" <<<"$out" || fail "expected '$1' in: $out"; }
 expect "before:false,false,0"
 expect "copied:exact,true,180,1"
 ok "initial copy: the long-lived session's ban set and every statistic equal plain SQL (180 users)"
 expect "check_cron:scheduled clean-up=false"
 expect "check_sub:true,7"
-echo "$out" | grep -q "WARNING:  the clean-up is scheduled (pg_cron job [0-9]*) in a database that receives sp_users.users from a logical subscription" || fail "no WARNING when scheduling on a subscriber: $out"
+grep -q "WARNING:  the clean-up is scheduled (pg_cron job [0-9]*) in a database that receives sp_users.users from a logical subscription" <<<"$out" || fail "no WARNING when scheduling on a subscriber: $out"
 ok "the clean-up scheduled on a subscriber: a WARNING when scheduling, flagged by check_replication; unscheduled, every check passes"
 expect "ban:true,exact"
 expect "unban:false,exact"
@@ -186,7 +186,7 @@ SELECT 'cleaned:' || public.mismatches() || ',' || (SELECT anonymous FROM sp_use
 SELECT 'status:' || status FROM sp_users.cleanup_status() WHERE source = 'schedule';
 SQL
 )
-echo "$out" | grep -q ERROR && fail "switch-over: $out"
+grep -q ERROR <<<"$out" && fail "switch-over: $out"
 expect "pre_switch:true,exact"
 expect "switched:node/true"
 expect "write:after"

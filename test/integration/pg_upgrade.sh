@@ -73,8 +73,8 @@ SELECT 'compacted:' || (sp_users.compact_user_counts() >= 0) || ',' || public.mi
 SELECT 'schedule:' || status || ',' || (message LIKE '%17 3 * * *%') FROM sp_users.cleanup_status() WHERE source = 'schedule';
 SQL
 )
-echo "$out" | grep -q ERROR && fail "after the upgrade: $out"
-expect() { echo "$out" | grep -qx "$1" || fail "expected '$1' in: $out"; }
+grep -q ERROR <<<"$out" && fail "after the upgrade: $out"
+expect() { grep -qx "$1" <<<"$out" || fail "expected '$1' in: $out"; }
 expect "fresh:true,false,true"
 expect "long_lived:true,false,exact"
 expect "cache:1,true"

@@ -81,7 +81,7 @@ SELECT 'still_serving:' || sp_users.is_banned('203.0.113.50');
 SQL
 )
 echo "$out"
-expect() { echo "$out" | grep -qxF "$1" || { echo "FAIL: expected line '$1'"; exit 1; }; echo "ok - $2"; }
+expect() { grep -qxF "$1" <<<"$out" || { echo "FAIL: expected line '$1'"; exit 1; }; echo "ok - $2"; }
 expect "before:true,false,true" "is_banned on the standby (network, miss, permanent)"
 expect "get_ban:203.0.113.0/24" "get_ban on the standby"
 expect "finder:ada" "finders on the standby"
