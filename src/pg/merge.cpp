@@ -153,13 +153,18 @@ std::vector<sp::core::Reference> load_references() {
             "   AND p.partmethod OPERATOR(pg_catalog.=) 'h' "
             "   AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2",
             {where[r].first, refs[r].column}, true);
-        if (split.count > 0)
-            throw SqlError(ERRCODE_FEATURE_NOT_SUPPORTED,
-                           "merge refused: " + refs[r].schema + "." + refs[r].table + " is split into shards by " + refs[r].column +
-                               ", so a merge cannot move its rows to the target",
-                           "Citus does not change a row's distribution column. Set what merges do with that column's rows instead: "
-                           "sp_users.set_merge_policy('" + refs[r].schema + "." + refs[r].table + "', '" + refs[r].column +
-                               "', 'delete') (or 'keep').");
+        if (split.count == 0) continue;
+        const char* table = nullptr;
+        const char* args = nullptr; // as SQL literals, ready to paste
+        pg_call([&] {
+            table = quote_qualified_identifier(refs[r].schema.c_str(), refs[r].table.c_str());
+            args = psprintf("%s, %s", quote_literal_cstr(table), quote_literal_cstr(refs[r].column.c_str()));
+        });
+        throw SqlError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                       std::string("merge refused: ") + table + " is split into shards by " + refs[r].column +
+                           ", so a merge cannot move its rows to the target",
+                       std::string("Citus does not change a row's distribution column. Set what merges do with that column's rows "
+                                   "instead: SELECT sp_users.set_merge_policy(") + args + ", 'delete'); (or 'keep').");
     }
     for (std::size_t r = 0; r < refs.size(); ++r) {
         sp::pg::SpiRows keys = spi_exec(kUniqueKeysSql, {where[r].first, where[r].second}, true);
