@@ -197,12 +197,11 @@ bool attr_is_null(TupleTableSlot* slot, int attnum) {
 }
 
 HeapTuple citus_user_by(const char* index, Datum key, const char* status, bool required);
-bool users_split();
 
 // A users row by a unique key, unless its status is `excluded` (or, with `required`, unless it is
 // exactly that status).
 HeapTuple user_by(const char* index, Oid op, RegProcedure proc, Datum key, const char* status, bool required) {
-    if (users_split()) return citus_user_by(index, key, status, required);
+    if (sp::pg::lookup::users_distributed()) return citus_user_by(index, key, status, required);
     const Oid wanted = status_value(status);
     return probe("users", index, op, proc, key, true, [&](Relation rel, TupleTableSlot* slot) {
         bool isnull;
@@ -235,7 +234,7 @@ Datum return_rows(FunctionCallInfo fcinfo, HeapTuple row) {
 
 Datum user_column(HeapTuple row, const char* table, const char* name, bool* isnull) {
     // a row of users split by Citus is in the table's own layout (citus_user_by)
-    Relation rel = std::strcmp(table, "users") == 0 && users_split() ? table_open(optional_table(table), AccessShareLock)
+    Relation rel = std::strcmp(table, "users") == 0 && sp::pg::lookup::users_distributed() ? table_open(optional_table(table), AccessShareLock)
                                                                       : open_sp_table(table);
     Datum d = heap_getattr(row, column(rel, name), RelationGetDescr(rel), isnull);
     table_close(rel, NoLock);
@@ -412,10 +411,13 @@ sp::pg::KeptStatement users_by_email_statement{
 sp::pg::KeptStatement users_by_name_statement{
     "SELECT * FROM sp_users.users u WHERE u.name OPERATOR(pg_catalog.=) $1 ORDER BY u.id", 1, {TEXTOID}};
 
-bool users_split() {
+// Whether Citus hash-distributes the sp_users table `name`. optional_table() memoises the table,
+// whose relcache invalidation (Citus sends one when it distributes it) empties the memo, this
+// verdict included.
+bool split_by_citus(const char* name, const char* memo_key) {
     if (!sp::pg::citus::loaded()) return false;
-    return memoised("users@citus", false, [] {
-               Oid rel = optional_table("users");
+    return memoised(memo_key, false, [&] {
+               Oid rel = optional_table(name);
                return Oid(OidIsValid(rel) && sp::pg::citus::hash_distributed(rel) ? 2 : 1);
            }) == 2;
 }
@@ -453,18 +455,16 @@ HeapTuple citus_user_by(const char* index, Datum key, const char* status, bool r
                 if (sp::pg::run_kept(user_by_id_statement, args) > 0) row = pick();
             } else {
                 sp::pg::set_kept_args<1>(args, {key}, {false});
-                bool claimed = false;
+                bool claimed = false; // the claim's user still holds the key (its status aside)
                 if (sp::pg::run_kept(by_email ? user_id_by_email_statement : user_id_by_name_statement, args) > 0) {
                     bool isnull;
                     Datum id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-                    if (!isnull) {
-                        sp::pg::set_kept_args<1>(args, {id}, {false});
-                        if (sp::pg::run_kept(user_by_id_statement, args) > 0) {
-                            TupleDesc got = SPI_tuptable->tupdesc;
-                            Datum held = SPI_getbinval(SPI_tuptable->vals[0], got, SPI_fnumber(got, key_column), &isnull);
-                            claimed = !isnull && DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, held, key));
-                            if (claimed) row = pick();
-                        }
+                    sp::pg::set_kept_args<1>(args, {id}, {isnull});
+                    if (!isnull && sp::pg::run_kept(user_by_id_statement, args) > 0) {
+                        TupleDesc got = SPI_tuptable->tupdesc;
+                        Datum held = SPI_getbinval(SPI_tuptable->vals[0], got, SPI_fnumber(got, key_column), &isnull);
+                        claimed = !isnull && DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, held, key));
+                        if (claimed) row = pick();
                     }
                 }
                 if (!claimed) {
@@ -486,17 +486,9 @@ HeapTuple citus_user_by(const char* index, Datum key, const char* status, bool r
 } // namespace
 
 namespace sp::pg::lookup {
-bool users_distributed() { return users_split(); }
+bool users_distributed() { return split_by_citus("users", "users@citus"); }
 
-bool sessions_distributed() {
-    if (!sp::pg::citus::loaded()) return false;
-    // optional_table() memoises the table, whose relcache invalidation (Citus sends one when it
-    // distributes it) empties the memo, this verdict included.
-    return memoised("user_sessions@citus", false, [] {
-               Oid rel = optional_table("user_sessions");
-               return Oid(OidIsValid(rel) && sp::pg::citus::hash_distributed(rel) ? 2 : 1);
-           }) == 2;
-}
+bool sessions_distributed() { return split_by_citus("user_sessions", "user_sessions@citus"); }
 
 void register_callbacks() noexcept { CacheRegisterRelcacheCallback(on_relcache_invalidation, PointerGetDatum(nullptr)); }
 
